@@ -1,0 +1,34 @@
+// The one binding file: declares the op schemas (TORCH_LIBRARY) and the small
+// pybind11 module `strainer_fast._C` whose import loads every kernel.
+#include <ATen/Context.h>
+#include <pybind11/pybind11.h>
+#include <torch/library.h>
+
+TORCH_LIBRARY(strainer_fast, m) {
+  // A stack of S sine MLPs of one shape. x: [N, in] (shared) or [S, N, in];
+  // weights[l]: [S, out_l, in_l]; biases[l]: [S, out_l]; returns the output
+  // [S, N, out] plus what backward needs (hidden activations, cosines).
+  m.def(
+      "fused_mlp_forward(Tensor x, Tensor[] weights, Tensor[] biases, float[] omegas, "
+      "bool last_linear, bool save_for_backward, int precision) -> (Tensor, Tensor[], Tensor[])");
+  // Returns (grad_x or an empty tensor, grad_weights, grad_biases).
+  m.def(
+      "fused_mlp_backward(Tensor grad_out, Tensor x, Tensor[] weights, Tensor[] biases, "
+      "Tensor[] hidden, Tensor[] cosines, float[] omegas, bool last_linear, bool need_x_grad, "
+      "int precision) -> (Tensor, Tensor[], Tensor[])");
+}
+
+namespace {
+bool built_with_cuda() {
+#ifdef STRAINER_FAST_WITH_CUDA
+  return true;
+#else
+  return false;
+#endif
+}
+}  // namespace
+
+PYBIND11_MODULE(_C, m) {
+  m.doc() = "strainer_fast compiled kernels (ops are under torch.ops.strainer_fast)";
+  m.def("built_with_cuda", &built_with_cuda, "True when the CUDA kernels were compiled in.");
+}

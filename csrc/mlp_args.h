@@ -1,0 +1,83 @@
+// Argument checks and geometry shared by every backend of the fused MLP ops.
+// Every check runs before any memory is touched, so bad calls raise a clear
+// error instead of reading out of bounds.
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <cmath>
+#include <vector>
+
+namespace strainer_fast {
+
+enum class Precision : int64_t { kExact = 0, kBF16 = 1 };
+
+struct MlpGeometry {
+  int64_t signals = 0;           // S
+  int64_t points = 0;            // N
+  int64_t layers = 0;            // L
+  bool shared_x = true;          // x is [N, in] rather than [S, N, in]
+  std::vector<int64_t> widths;   // widths[0] = in, widths[l + 1] = out of layer l
+  bool sine(int64_t l, bool last_linear) const { return !(last_linear && l == layers - 1); }
+  int64_t max_width() const {
+    int64_t m = 0;
+    for (int64_t w : widths) m = std::max(m, w);
+    return m;
+  }
+};
+
+inline MlpGeometry check_mlp_args(const at::Tensor& x, at::TensorList weights,
+                                  at::TensorList biases, at::ArrayRef<double> omegas,
+                                  int64_t precision) {
+  TORCH_CHECK(!weights.empty(), "strainer_fast: the layer list is empty");
+  TORCH_CHECK(biases.size() == weights.size(), "strainer_fast: got ", weights.size(),
+              " weights but ", biases.size(), " biases");
+  TORCH_CHECK(omegas.size() == weights.size(), "strainer_fast: got ", omegas.size(),
+              " omegas for ", weights.size(), " layers");
+  TORCH_CHECK(precision == 0 || precision == 1, "strainer_fast: unknown precision code ",
+              precision);
+  for (size_t l = 0; l < omegas.size(); ++l) {
+    TORCH_CHECK(std::isfinite(omegas[l]), "strainer_fast: omega of layer ", l,
+                " is not finite (", omegas[l], ")");
+  }
+  TORCH_CHECK(x.dim() == 2 || x.dim() == 3, "strainer_fast: x must be [N, in] or [S, N, in], got ",
+              x.dim(), " dims");
+  const auto dtype = x.scalar_type();
+  TORCH_CHECK(dtype == at::kFloat || dtype == at::kDouble,
+              "strainer_fast: x must be float32 or float64, got ", dtype);
+  MlpGeometry g;
+  g.layers = static_cast<int64_t>(weights.size());
+  g.shared_x = x.dim() == 2;
+  g.points = x.size(-2);
+  g.widths.push_back(x.size(-1));
+  for (int64_t l = 0; l < g.layers; ++l) {
+    const at::Tensor& w = weights[l];
+    const at::Tensor& b = biases[l];
+    TORCH_CHECK(w.dim() == 3, "strainer_fast: weights[", l, "] must be [S, out, in], got ",
+                w.sizes());
+    TORCH_CHECK(b.dim() == 2, "strainer_fast: biases[", l, "] must be [S, out], got ", b.sizes());
+    TORCH_CHECK(w.scalar_type() == dtype && b.scalar_type() == dtype,
+                "strainer_fast: mixed dtypes: x is ", dtype, ", layer ", l, " has ",
+                w.scalar_type(), "/", b.scalar_type());
+    TORCH_CHECK(w.device() == x.device() && b.device() == x.device(),
+                "strainer_fast: mixed devices: x is on ", x.device(), ", layer ", l, " on ",
+                w.device(), "/", b.device());
+    if (l == 0) g.signals = w.size(0);
+    TORCH_CHECK(w.size(0) == g.signals && b.size(0) == g.signals,
+                "strainer_fast: layer ", l, " has ", w.size(0), " signals, expected ", g.signals);
+    TORCH_CHECK(w.size(2) == g.widths.back(), "strainer_fast: layer ", l, " expects ",
+                w.size(2), " inputs but receives ", g.widths.back());
+    TORCH_CHECK(b.size(1) == w.size(1), "strainer_fast: biases[", l, "] has ", b.size(1),
+                " entries for ", w.size(1), " outputs");
+    TORCH_CHECK(w.size(1) > 0 && w.size(2) > 0, "strainer_fast: layer ", l, " has a zero width");
+    g.widths.push_back(w.size(1));
+  }
+  TORCH_CHECK(g.signals > 0, "strainer_fast: zero signals");
+  if (!g.shared_x) {
+    TORCH_CHECK(x.size(0) == g.signals, "strainer_fast: x has ", x.size(0),
+                " signals but the weights have ", g.signals);
+  }
+  return g;
+}
+
+}  // namespace strainer_fast

@@ -1,0 +1,86 @@
+"""Loads the compiled extension and registers the fused ops' autograd and fake kernels."""
+
+from __future__ import annotations
+
+import torch
+
+try:
+    from . import _C  # noqa: F401  (importing registers torch.ops.strainer_fast.*)
+
+    _IMPORT_ERROR: str | None = None
+except ImportError as exc:  # a source checkout that was not built
+    _C = None
+    _IMPORT_ERROR = str(exc)
+
+_FWD = "strainer_fast::fused_mlp_forward"
+_BWD = "strainer_fast::fused_mlp_backward"
+
+
+def compiled_kernel_available(device_type: str) -> bool:
+    """True if a compiled fused kernel exists for ``device_type`` ("cpu" or "cuda")."""
+    if _C is None:
+        return False
+    key = {"cpu": "CPU", "cuda": "CUDA"}.get(device_type)
+    return key is not None and torch._C._dispatch_has_kernel_for_dispatch_key(_FWD, key)
+
+
+def import_error() -> str | None:
+    """Why the compiled extension could not be imported (None when it was)."""
+    return _IMPORT_ERROR
+
+
+def _layout(x, weights, last_linear):
+    signals, points = weights[0].shape[0], x.shape[-2]
+    widths = [w.shape[1] for w in weights]
+    sine = [not (last_linear and i == len(weights) - 1) for i in range(len(weights))]
+    return signals, points, widths, sine
+
+
+def _forward_fake(x, weights, biases, omegas, last_linear, save, precision):
+    signals, points, widths, sine = _layout(x, weights, last_linear)
+    out = x.new_empty((signals, points, widths[-1]))
+    if not save:
+        return out, [], []
+    hidden = [x.new_empty((signals, points, w)) for w in widths[:-1]]
+    cosines = [x.new_empty((signals, points, w)) for w, s in zip(widths, sine) if s]
+    return out, hidden, cosines
+
+
+def _backward_fake(grad, x, weights, biases, hidden, cosines, omegas, last_linear, need_x, prec):
+    grad_x = x.new_empty(x.shape) if need_x else x.new_empty((0,))
+    return grad_x, [w.new_empty(w.shape) for w in weights], [b.new_empty(b.shape) for b in biases]
+
+
+def _setup_context(ctx, inputs, output):
+    x, weights, biases, omegas, last_linear, save, precision = inputs
+    _, hidden, cosines = output
+    if not save and ctx.needs_input_grad is not None and any(ctx.needs_input_grad[:3]):
+        raise RuntimeError("strainer_fast: forward was called without save_for_backward")
+    ctx.save_for_backward(x, *weights, *biases, *hidden, *cosines)
+    ctx.layout = (len(weights), len(hidden), omegas, last_linear, precision)
+
+
+def _backward(ctx, grad_out, _grad_hidden, _grad_cosines):
+    if torch.is_grad_enabled():
+        raise RuntimeError(
+            "strainer_fast: double backward (create_graph=True) through the fused sine-MLP ops "
+            "is not supported; use backend='reference' for higher-order gradients"
+        )
+    n_layers, n_hidden, omegas, last_linear, precision = ctx.layout
+    saved = ctx.saved_tensors
+    x = saved[0]
+    weights = list(saved[1 : 1 + n_layers])
+    biases = list(saved[1 + n_layers : 1 + 2 * n_layers])
+    hidden = list(saved[1 + 2 * n_layers : 1 + 2 * n_layers + n_hidden])
+    cosines = list(saved[1 + 2 * n_layers + n_hidden :])
+    need_x = bool(ctx.needs_input_grad[0])
+    grad_x, grad_w, grad_b = torch.ops.strainer_fast.fused_mlp_backward(
+        grad_out, x, weights, biases, hidden, cosines, omegas, last_linear, need_x, precision
+    )
+    return (grad_x if need_x else None), grad_w, grad_b, None, None, None, None
+
+
+if _C is not None:
+    torch.library.register_fake(_FWD)(_forward_fake)
+    torch.library.register_fake(_BWD)(_backward_fake)
+    torch.library.register_autograd(_FWD, _backward, setup_context=_setup_context)

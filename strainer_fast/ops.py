@@ -1,0 +1,181 @@
+"""Fused sine-MLP ops: ``sine_mlp`` (one network) and ``batched_sine_mlp`` (S networks).
+
+Layer ``l`` computes ``h_l = sin(w0_l * (h_{l-1} @ W_l^T + b_l))``; with ``last_linear`` the
+last layer is the plain affine ``h_{L-1} @ W^T + b`` (its omega is ignored).
+
+Backends: ``"auto"`` (compiled kernel for the tensors' device, else the reference with a
+one-time warning), ``"cpu"``, ``"cuda"`` (compiled kernels, error if missing) and
+``"reference"`` (plain PyTorch, the spec). Precisions: ``"exact"`` (float32/float64 GEMMs)
+and ``"bf16"`` (compiled CPU kernel: bf16 GEMM inputs, fp32 accumulation and sin/cos).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Sequence
+
+import torch
+
+from . import reference
+from ._extension import compiled_kernel_available
+
+__all__ = ["sine_mlp", "batched_sine_mlp", "BACKENDS", "PRECISIONS"]
+
+BACKENDS = ("auto", "cpu", "cuda", "reference")
+PRECISIONS = {"exact": 0, "bf16": 1}
+_warned_fallback: set[str] = set()
+
+
+def sine_mlp(
+    x: torch.Tensor,
+    weights: Sequence[torch.Tensor],
+    biases: Sequence[torch.Tensor],
+    omegas: Sequence[float] | float,
+    last_linear: bool = False,
+    *,
+    backend: str = "auto",
+    precision: str = "exact",
+) -> torch.Tensor:
+    """One sine MLP shared by all points.
+
+    x: [N, in]; weights[l]: [out_l, in_l]; biases[l]: [out_l]; omegas: one float per layer
+    (or one float for all). Returns [N, out].
+    """
+    weights, biases = list(weights), list(biases)
+    omegas = _check(x, weights, biases, omegas, batched=False, precision=precision)
+    kind = _choose_backend(backend, x, precision)
+    if kind == "reference":
+        return reference.sine_mlp(x, weights, biases, omegas, last_linear)
+    w3 = [w.unsqueeze(0) for w in weights]
+    b2 = [b.unsqueeze(0) for b in biases]
+    return _fused(x, w3, b2, omegas, last_linear, PRECISIONS[precision]).squeeze(0)
+
+
+def batched_sine_mlp(
+    x: torch.Tensor,
+    weights: Sequence[torch.Tensor],
+    biases: Sequence[torch.Tensor],
+    omegas: Sequence[float] | float,
+    last_linear: bool = True,
+    *,
+    backend: str = "auto",
+    precision: str = "exact",
+) -> torch.Tensor:
+    """S independent sine MLPs of one shape (e.g. per-signal decoders).
+
+    x: [N, in] shared by all S networks (never copied S times) or [S, N, in];
+    weights[l]: [S, out_l, in_l]; biases[l]: [S, out_l]. Returns [S, N, out].
+    """
+    weights, biases = list(weights), list(biases)
+    omegas = _check(x, weights, biases, omegas, batched=True, precision=precision)
+    kind = _choose_backend(backend, x, precision)
+    if kind == "reference":
+        return reference.batched_sine_mlp(x, weights, biases, omegas, last_linear)
+    return _fused(x, weights, biases, omegas, last_linear, PRECISIONS[precision])
+
+
+def _fused(x, weights, biases, omegas, last_linear, precision):
+    save = torch.is_grad_enabled() and any(
+        t.requires_grad for t in (x, *weights, *biases)
+    )
+    out, _, _ = torch.ops.strainer_fast.fused_mlp_forward(
+        x, weights, biases, omegas, last_linear, save, precision
+    )
+    return out
+
+
+def _choose_backend(backend: str, x: torch.Tensor, precision: str) -> str:
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    if backend == "reference":
+        if precision != "exact":
+            raise ValueError("the reference backend computes only precision='exact'")
+        return backend
+    device = x.device.type
+    if backend != "auto" and backend != device:
+        raise ValueError(f"backend={backend!r} but the tensors are on {x.device}")
+    if compiled_kernel_available(device):
+        return "fused"
+    if backend != "auto" or precision != "exact":
+        raise RuntimeError(
+            f"strainer_fast was built without a compiled {device} kernel "
+            f"(backend={backend!r}, precision={precision!r}); rebuild the extension "
+            "or use backend='reference'"
+        )
+    if device not in _warned_fallback:
+        _warned_fallback.add(device)
+        warnings.warn(
+            f"strainer_fast: no compiled kernel for {device}; using the plain-PyTorch "
+            "reference (slower). Build the extension to get the fused kernels.",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+    return "reference"
+
+
+def _check(x, weights, biases, omegas, *, batched: bool, precision: str) -> list[float]:
+    """Validates arguments with clear messages; returns omegas as a list of floats."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {tuple(PRECISIONS)}, got {precision!r}")
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
+    if len(weights) == 0:
+        raise ValueError("the layer list is empty: pass at least one weight and bias")
+    if len(biases) != len(weights):
+        raise ValueError(f"got {len(weights)} weights but {len(biases)} biases")
+    if isinstance(omegas, (int, float)):
+        omegas = [float(omegas)] * len(weights)
+    omegas = [float(o) for o in omegas]
+    if len(omegas) != len(weights):
+        raise ValueError(f"got {len(omegas)} omegas for {len(weights)} layers")
+    for i, o in enumerate(omegas):
+        if not math.isfinite(o):
+            raise ValueError(f"omega of layer {i} is not finite ({o})")
+    if x.dtype not in (torch.float32, torch.float64):
+        raise TypeError(f"x must be float32 or float64, got {x.dtype}")
+    w_rank, b_rank = (3, 2) if batched else (2, 1)
+    if batched and x.dim() not in (2, 3):
+        raise ValueError(f"x must be [N, in] or [S, N, in], got shape {tuple(x.shape)}")
+    if not batched and x.dim() != 2:
+        raise ValueError(f"x must be [N, in], got shape {tuple(x.shape)}")
+    width = x.shape[-1]
+    signals = None
+    for i, (w, b) in enumerate(zip(weights, biases)):
+        if not isinstance(w, torch.Tensor) or not isinstance(b, torch.Tensor):
+            raise TypeError(f"weights[{i}] and biases[{i}] must be tensors")
+        if w.dim() != w_rank or b.dim() != b_rank:
+            want = "[S, out, in] / [S, out]" if batched else "[out, in] / [out]"
+            raise ValueError(
+                f"layer {i}: weight and bias must be {want}, got "
+                f"{tuple(w.shape)} / {tuple(b.shape)}"
+            )
+        for name, t in (("weight", w), ("bias", b)):
+            if t.dtype != x.dtype:
+                raise TypeError(f"mixed dtypes: x is {x.dtype} but layer {i} {name} is {t.dtype}")
+            if t.device != x.device:
+                raise ValueError(
+                    f"mixed devices: x is on {x.device} but layer {i} {name} is on {t.device}"
+                )
+        if batched:
+            if signals is None:
+                signals = w.shape[0]
+            if w.shape[0] != signals or b.shape[0] != signals:
+                raise ValueError(
+                    f"layer {i} holds {w.shape[0]} weight / {b.shape[0]} bias signals, "
+                    f"expected {signals}"
+                )
+        if w.shape[-1] != width:
+            raise ValueError(f"layer {i} expects {w.shape[-1]} inputs but receives {width}")
+        if b.shape[-1] != w.shape[-2]:
+            raise ValueError(f"layer {i}: bias has {b.shape[-1]} entries for {w.shape[-2]} outputs")
+        if w.shape[-2] == 0:
+            raise ValueError(f"layer {i} has zero outputs")
+        width = w.shape[-2]
+    if batched and x.dim() == 3 and x.shape[0] != signals:
+        raise ValueError(f"x holds {x.shape[0]} signals but the weights hold {signals}")
+    if batched and signals == 0:
+        raise ValueError("the weights hold zero signals")
+    if x.shape[-1] == 0:
+        raise ValueError("x has zero input features")
+    return omegas
