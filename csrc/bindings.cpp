@@ -1,6 +1,6 @@
 // The one binding file: declares the op schemas (TORCH_LIBRARY) and the small
 // pybind11 module `strainer_fast._C` whose import loads every kernel.
-#include <ATen/Context.h>
+#include <cpuinfo.h>
 #include <pybind11/pybind11.h>
 #include <torch/library.h>
 
@@ -26,9 +26,14 @@ bool built_with_cuda() {
   return false;
 #endif
 }
+bool cpu_has_native_bf16() {
+  return cpuinfo_initialize() && (cpuinfo_has_x86_avx512bf16() || cpuinfo_has_x86_amx_bf16());
+}
 }  // namespace
 
 PYBIND11_MODULE(_C, m) {
   m.doc() = "strainer_fast compiled kernels (ops are under torch.ops.strainer_fast)";
   m.def("built_with_cuda", &built_with_cuda, "True when the CUDA kernels were compiled in.");
+  m.def("cpu_has_native_bf16", &cpu_has_native_bf16,
+        "True when this CPU has bf16 dot-product instructions (AVX512-BF16 or AMX).");
 }

@@ -16,12 +16,22 @@ _FWD = "strainer_fast::fused_mlp_forward"
 _BWD = "strainer_fast::fused_mlp_backward"
 
 
+def _kernel_devices() -> frozenset[str]:
+    if _C is None:
+        return frozenset()
+    has = torch._C._dispatch_has_kernel_for_dispatch_key
+    return frozenset(dev for dev, key in (("cpu", "CPU"), ("cuda", "CUDA")) if has(_FWD, key))
+
+
+_KERNEL_DEVICES = _kernel_devices()  # fixed at import (and readable by torch.compile)
+
+
 def compiled_kernel_available(device_type: str) -> bool:
     """True if a compiled fused kernel exists for ``device_type`` ("cpu" or "cuda")."""
-    if _C is None:
-        return False
-    key = {"cpu": "CPU", "cuda": "CUDA"}.get(device_type)
-    return key is not None and torch._C._dispatch_has_kernel_for_dispatch_key(_FWD, key)
+    return device_type in _KERNEL_DEVICES
+
+
+CPU_HAS_NATIVE_BF16 = bool(_C is not None and _C.cpu_has_native_bf16())
 
 
 def import_error() -> str | None:

@@ -6,7 +6,9 @@ last layer is the plain affine ``h_{L-1} @ W^T + b`` (its omega is ignored).
 Backends: ``"auto"`` (compiled kernel for the tensors' device, else the reference with a
 one-time warning), ``"cpu"``, ``"cuda"`` (compiled kernels, error if missing) and
 ``"reference"`` (plain PyTorch, the spec). Precisions: ``"exact"`` (float32/float64 GEMMs)
-and ``"bf16"`` (compiled CPU kernel: bf16 GEMM inputs, fp32 accumulation and sin/cos).
+and ``"bf16"`` (compiled kernels, float32 tensors: GEMM operands of layers whose input is at
+least 16 wide are rounded to bf16, accumulation, sin/cos, saved tensors and gradients stay
+fp32). On a CPU without bf16 instructions ``"bf16"`` warns once and runs exact.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from collections.abc import Sequence
 import torch
 
 from . import reference
-from ._extension import compiled_kernel_available
+from ._extension import CPU_HAS_NATIVE_BF16, compiled_kernel_available
 
 __all__ = ["sine_mlp", "batched_sine_mlp", "BACKENDS", "PRECISIONS"]
 
@@ -45,6 +47,7 @@ def sine_mlp(
     weights, biases = list(weights), list(biases)
     omegas = _check(x, weights, biases, omegas, batched=False, precision=precision)
     kind = _choose_backend(backend, x, precision)
+    precision = _effective_precision(precision, x)
     if kind == "reference":
         return reference.sine_mlp(x, weights, biases, omegas, last_linear)
     w3 = [w.unsqueeze(0) for w in weights]
@@ -70,6 +73,7 @@ def batched_sine_mlp(
     weights, biases = list(weights), list(biases)
     omegas = _check(x, weights, biases, omegas, batched=True, precision=precision)
     kind = _choose_backend(backend, x, precision)
+    precision = _effective_precision(precision, x)
     if kind == "reference":
         return reference.batched_sine_mlp(x, weights, biases, omegas, last_linear)
     return _fused(x, weights, biases, omegas, last_linear, PRECISIONS[precision])
@@ -83,6 +87,22 @@ def _fused(x, weights, biases, omegas, last_linear, precision):
         x, weights, biases, omegas, last_linear, save, precision
     )
     return out
+
+
+def _effective_precision(precision: str, x: torch.Tensor) -> str:
+    if precision == "bf16" and x.dtype != torch.float32:
+        raise TypeError(f"precision='bf16' needs float32 tensors, got {x.dtype}")
+    if precision == "bf16" and x.device.type == "cpu" and not CPU_HAS_NATIVE_BF16:
+        if "bf16" not in _warned_fallback:
+            _warned_fallback.add("bf16")
+            warnings.warn(
+                "strainer_fast: this CPU has no bf16 instructions (AVX512-BF16/AMX); "
+                "precision='bf16' runs in exact fp32 mode",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+        return "exact"
+    return precision
 
 
 def _choose_backend(backend: str, x: torch.Tensor, precision: str) -> str:

@@ -9,10 +9,18 @@
 // thread chunk (no atomics, fixed reduction order, so results are
 // deterministic). A shared input x [N, in] is never copied per signal: its
 // first layer is one GEMM against all signals' concatenated weights.
+//
+// precision = bf16: layers whose input is at least kBf16MinInput wide run
+// their GEMMs on bf16 operands (activation tiles converted in cache, weights
+// VNNI-packed once per call) with fp32 accumulation; epilogues, sin/cos, saved
+// tensors and gradients stay fp32. Narrow inputs (coordinates) stay fp32: bf16
+// would quantise pixel positions.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
+#include <ATen/native/CPUBlas.h>
 #include <torch/library.h>
 
+#include "../kernels/bf16.h"
 #include "../mlp_args.h"
 #include "epilogue_cpu.h"
 #include "gemm_cpu.h"
@@ -21,8 +29,47 @@ namespace strainer_fast::cpu {
 namespace {
 
 constexpr int64_t kTileRows = 128;
+constexpr int64_t kBf16MinInput = 16;
 
 using TensorVec = std::vector<at::Tensor>;
+using kernels::round_up_even;
+
+// C[M,N] (+)= A[M,K] B[K,N] on bf16 operands: A row-major with lda >= K rounded
+// up to even, B VNNI-packed; fp32 accumulation.
+void gemm_bf16(int64_t m, int64_t n, int64_t k, const uint16_t* a, int64_t lda,
+               const uint16_t* b_vnni, float* c, int64_t ldc, bool accumulate) {
+  at::native::cpublas::brgemm(m, n, round_up_even(k), lda, n, ldc, accumulate,
+                              reinterpret_cast<const at::BFloat16*>(a),
+                              reinterpret_cast<const at::BFloat16*>(b_vnni), c, true);
+}
+
+// VNNI-packs `blocks` consecutive row-major B matrices [k, n] (or [n, k] when
+// transposed) from src into one bf16 tensor.
+at::Tensor pack_weights(const at::Tensor& src, int64_t blocks, int64_t k, int64_t n,
+                        bool transposed) {
+  const int64_t block = round_up_even(k) * n;
+  at::Tensor out = at::empty({blocks * block}, src.options().dtype(at::kShort));
+  const float* sp = src.data_ptr<float>();
+  auto* dp = reinterpret_cast<uint16_t*>(out.data_ptr<int16_t>());
+  at::parallel_for(0, blocks, 1, [&](int64_t b0, int64_t b1) {
+    for (int64_t b = b0; b < b1; ++b) {
+      kernels::pack_vnni(sp + b * k * n, transposed ? k : n, transposed, k, n, dp + b * block);
+    }
+  });
+  return out;
+}
+
+std::vector<bool> bf16_layers(const MlpGeometry& g, int64_t precision) {
+  std::vector<bool> lowp(g.layers);
+  for (int64_t l = 0; l < g.layers; ++l) {
+    lowp[l] = precision == static_cast<int64_t>(Precision::kBF16) && g.widths[l] >= kBf16MinInput;
+  }
+  return lowp;
+}
+
+const uint16_t* u16(const at::Tensor& t) {
+  return reinterpret_cast<const uint16_t*>(t.data_ptr<int16_t>());
+}
 
 // Weights or biases with w0 folded in (sine layers only), contiguous; with
 // `transpose`, weights come as [S, in, out] (the forward GEMM's B operand).
@@ -57,15 +104,25 @@ std::tuple<at::Tensor, TensorVec, TensorVec> forward_impl(const at::Tensor& x_in
                                                           at::TensorList biases,
                                                           at::ArrayRef<double> omegas,
                                                           bool last_linear, bool save,
+                                                          int64_t precision,
                                                           const MlpGeometry& g) {
   const int64_t S = g.signals, N = g.points, L = g.layers;
   const auto& w = g.widths;
   const at::Tensor x = x_in.contiguous();
   TensorVec wt = fold_omega(weights, omegas, g, last_linear, /*transpose=*/true);
   if (g.shared_x) {  // [in, S * w1]: all signals' first layers side by side
-    wt[0] = wt[0].permute({1, 0, 2}).reshape({w[0], S * w[1]});
+    wt[0] = wt[0].permute({1, 0, 2}).reshape({w[0], S * w[1]}).contiguous();
   }
   const TensorVec bf = fold_omega(biases, omegas, g, last_linear);
+  const std::vector<bool> lowp = bf16_layers(g, precision);
+  TensorVec packed(L);  // bf16 layers: VNNI-packed forward weights
+  for (int64_t l = 0; l < L; ++l) {
+    if (!lowp[l]) continue;
+    if constexpr (std::is_same_v<T, float>) {
+      const bool cat = l == 0 && g.shared_x;
+      packed[l] = pack_weights(wt[l], cat ? 1 : S, w[l], cat ? S * w[1] : w[l + 1], false);
+    }
+  }
   const auto opts = x.options();
   at::Tensor out = at::empty({S, N, w[L]}, opts);
   TensorVec hidden, cosines;
@@ -84,11 +141,25 @@ std::tuple<at::Tensor, TensorVec, TensorVec> forward_impl(const at::Tensor& x_in
   for_each_chunk(tiles, [&](int64_t, int64_t t0, int64_t t1) {
     std::vector<T> zcat(kTileRows * zcat_cols), z(kTileRows * maxw);
     std::vector<T> ping(save ? 0 : 2 * kTileRows * maxw);
+    std::vector<uint16_t> abuf(kTileRows * round_up_even(maxw));
+    // c[rows, n] = a[rows, k] @ B[k, n] for layer l; b: fp32 row-major or packed block offset.
+    auto layer_gemm = [&](int64_t l, int64_t rows, int64_t n, int64_t k, const T* a, int64_t lda,
+                          int64_t block, T* c) {
+      if constexpr (std::is_same_v<T, float>) {
+        if (lowp[l]) {
+          kernels::to_bf16_rows(a, lda, rows, k, abuf.data(), round_up_even(k));
+          gemm_bf16(rows, n, k, abuf.data(), round_up_even(k),
+                    u16(packed[l]) + block * round_up_even(k) * n, c, n, false);
+          return;
+        }
+      }
+      gemm<T>(false, false, rows, n, k, a, lda, wt[l].data_ptr<T>() + block * k * n, n, c, n,
+              false);
+    };
     for (int64_t t = t0; t < t1; ++t) {
       const int64_t r0 = t * kTileRows, rows = std::min(kTileRows, N - r0);
       if (g.shared_x) {  // first layer of every signal at once: [rows, in] x [in, S*w1]
-        gemm<T>(false, false, rows, zcat_cols, w[0], xp + r0 * w[0], w[0], wt[0].data_ptr<T>(),
-                zcat_cols, zcat.data(), zcat_cols, false);
+        layer_gemm(0, rows, zcat_cols, w[0], xp + r0 * w[0], w[0], 0, zcat.data());
       }
       for (int64_t s = 0; s < S; ++s) {
         const T* in = g.shared_x ? xp + r0 * w[0] : xp + (s * N + r0) * w[0];
@@ -102,8 +173,7 @@ std::tuple<at::Tensor, TensorVec, TensorVec> forward_impl(const at::Tensor& x_in
             zp = zcat.data() + s * wo;
             ldz = zcat_cols;
           } else {
-            gemm<T>(false, false, rows, wo, w[l], in, ld_in, wt[l].data_ptr<T>() + s * w[l] * wo,
-                    wo, z.data(), wo, false);
+            layer_gemm(l, rows, wo, w[l], in, ld_in, s, z.data());
             zp = z.data();
             ldz = wo;
           }
@@ -135,12 +205,21 @@ template <typename T>
 std::tuple<at::Tensor, TensorVec, TensorVec> backward_impl(
     const at::Tensor& grad_in, const at::Tensor& x_in, at::TensorList weights,
     at::TensorList hidden, at::TensorList cosines, at::ArrayRef<double> omegas, bool last_linear,
-    bool need_x_grad, const MlpGeometry& g) {
+    bool need_x_grad, int64_t precision, const MlpGeometry& g) {
   const int64_t S = g.signals, N = g.points, L = g.layers;
   const auto& w = g.widths;
   const at::Tensor x = x_in.contiguous();
   const at::Tensor grad = grad_in.contiguous();
   const TensorVec wf = fold_omega(weights, omegas, g, last_linear);
+  const std::vector<bool> lowp = bf16_layers(g, precision);
+  TensorVec packed(L);  // bf16 layers: VNNI-packed W' [out, in] (the dX GEMM's B)
+  for (int64_t l = 0; l < L; ++l) {
+    if (!lowp[l]) continue;
+    if constexpr (std::is_same_v<T, float>) {
+      const bool cat = l == 0 && g.shared_x;
+      packed[l] = pack_weights(wf[l], cat ? 1 : S, cat ? S * w[1] : w[l + 1], w[l], false);
+    }
+  }
   TensorVec hid, cs;
   for (const auto& h : hidden) hid.push_back(h.contiguous());
   for (const auto& c : cosines) cs.push_back(c.contiguous());
@@ -166,6 +245,37 @@ std::tuple<at::Tensor, TensorVec, TensorVec> backward_impl(
     const T* gp = grad.data_ptr<T>();
     for_each_chunk(tiles, [&](int64_t c, int64_t t0, int64_t t1) {
       std::vector<T> dzcat(kTileRows * zcat_cols), dz(kTileRows * maxw), din(kTileRows * maxw);
+      const int64_t kmax = round_up_even(std::max(maxw, zcat_cols));
+      std::vector<uint16_t> dz_lo(kTileRows * kmax), dzt_lo(round_up_even(kTileRows) * kmax),
+          in_lo(round_up_even(kTileRows) * maxw);
+      // dW (+)= dz^T in: [m, n] over the tile's rows.
+      auto dw_gemm = [&](int64_t l, int64_t rows, int64_t m, int64_t n, const T* dzp,
+                         int64_t ldd, const T* in, int64_t ld_in, T* dw) {
+        if constexpr (std::is_same_v<T, float>) {
+          if (lowp[l]) {
+            const int64_t kp = round_up_even(rows);
+            kernels::to_bf16_transposed(dzp, ldd, rows, m, dzt_lo.data(), kp);
+            kernels::pack_vnni(in, ld_in, false, rows, n, in_lo.data());
+            gemm_bf16(m, n, rows, dzt_lo.data(), kp, in_lo.data(), dw, n, true);
+            return;
+          }
+        }
+        gemm<T>(true, false, m, n, rows, dzp, ldd, in, ld_in, dw, n, true);
+      };
+      // d(input)[rows, n] = dz[rows, k] @ W'[k, n] (W' block `block` of layer l).
+      auto dx_gemm = [&](int64_t l, int64_t rows, int64_t n, int64_t k, const T* dzp,
+                         int64_t ldd, int64_t block, T* dst) {
+        if constexpr (std::is_same_v<T, float>) {
+          if (lowp[l]) {
+            kernels::to_bf16_rows(dzp, ldd, rows, k, dz_lo.data(), round_up_even(k));
+            gemm_bf16(rows, n, k, dz_lo.data(), round_up_even(k),
+                      u16(packed[l]) + block * round_up_even(k) * n, dst, n, false);
+            return;
+          }
+        }
+        gemm<T>(false, false, rows, n, k, dzp, ldd, wf[l].data_ptr<T>() + block * k * n, n, dst,
+                n, false);
+      };
       auto dw_at = [&](int64_t l, int64_t s) {
         return dw_part[l].data_ptr<T>() + (c * S + s) * w[l + 1] * w[l];
       };
@@ -215,20 +325,16 @@ std::tuple<at::Tensor, TensorVec, TensorVec> backward_impl(
             if (l == 0 && g.shared_x) break;  // done for all signals at once below
             const T* in = l == 0 ? xp + (s * N + r0) * w[0]
                                  : hid[l - 1].data_ptr<T>() + (s * N + r0) * w[l];
-            // dW'_l += dz^T in
-            gemm<T>(true, false, w[l + 1], w[l], rows, dzp, ldd, in, w[l], dw_at(l, s), w[l],
-                    true);
-            const T* wl = wf[l].data_ptr<T>() + s * w[l + 1] * w[l];
+            dw_gemm(l, rows, w[l + 1], w[l], dzp, ldd, in, w[l], dw_at(l, s));
             if (l == 0) {
               if (need_x_grad) {
-                gemm<T>(false, false, rows, w[0], w[1], dzp, ldd, wl, w[0],
-                        grad_x.data_ptr<T>() + (s * N + r0) * w[0], w[0], false);
+                dx_gemm(0, rows, w[0], w[1], dzp, ldd, s,
+                        grad_x.data_ptr<T>() + (s * N + r0) * w[0]);
               }
               break;
             }
             // d(input of layer l) = dz W'_l, then the gate of layer l-1.
-            gemm<T>(false, false, rows, w[l], w[l + 1], dzp, ldd, wl, w[l], din.data(), w[l],
-                    false);
+            dx_gemm(l, rows, w[l], w[l + 1], dzp, ldd, s, din.data());
             T* p;
             int64_t ld;
             dz_dest(l - 1, p, ld);
@@ -240,11 +346,10 @@ std::tuple<at::Tensor, TensorVec, TensorVec> backward_impl(
         }
         if (g.shared_x) {
           const T* xt = xp + r0 * w[0];
-          gemm<T>(true, false, zcat_cols, w[0], rows, dzcat.data(), zcat_cols, xt, w[0],
-                  dw_at(0, 0), w[0], true);
+          dw_gemm(0, rows, zcat_cols, w[0], dzcat.data(), zcat_cols, xt, w[0], dw_at(0, 0));
           if (need_x_grad) {
-            gemm<T>(false, false, rows, w[0], zcat_cols, dzcat.data(), zcat_cols,
-                    wf[0].data_ptr<T>(), w[0], grad_x.data_ptr<T>() + r0 * w[0], w[0], false);
+            dx_gemm(0, rows, w[0], zcat_cols, dzcat.data(), zcat_cols, 0,
+                    grad_x.data_ptr<T>() + r0 * w[0]);
           }
         }
       }
@@ -259,17 +364,19 @@ std::tuple<at::Tensor, TensorVec, TensorVec> backward_impl(
   return {grad_x, grad_w, grad_b};
 }
 
-void check_cpu(const at::Tensor& x) {
+void check_cpu(const at::Tensor& x, int64_t precision) {
   TORCH_CHECK(x.device().is_cpu(), "strainer_fast: the CPU kernel got a tensor on ", x.device());
+  TORCH_CHECK(precision == 0 || x.scalar_type() == at::kFloat,
+              "strainer_fast: precision='bf16' needs float32 tensors, got ", x.scalar_type());
 }
 
 std::tuple<at::Tensor, TensorVec, TensorVec> fused_mlp_forward_cpu(
     const at::Tensor& x, at::TensorList weights, at::TensorList biases,
     at::ArrayRef<double> omegas, bool last_linear, bool save, int64_t precision) {
   const MlpGeometry g = check_mlp_args(x, weights, biases, omegas, precision);
-  check_cpu(x);
+  check_cpu(x, precision);
   return AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "fused_mlp_forward_cpu", [&] {
-    return forward_impl<scalar_t>(x, weights, biases, omegas, last_linear, save, g);
+    return forward_impl<scalar_t>(x, weights, biases, omegas, last_linear, save, precision, g);
   });
 }
 
@@ -278,7 +385,7 @@ std::tuple<at::Tensor, TensorVec, TensorVec> fused_mlp_backward_cpu(
     at::TensorList hidden, at::TensorList cosines, at::ArrayRef<double> omegas, bool last_linear,
     bool need_x_grad, int64_t precision) {
   const MlpGeometry g = check_mlp_args(x, weights, biases, omegas, precision);
-  check_cpu(x);
+  check_cpu(x, precision);
   const int64_t n_sine = last_linear ? g.layers - 1 : g.layers;
   TORCH_CHECK(static_cast<int64_t>(hidden.size()) == g.layers - 1 &&
                   static_cast<int64_t>(cosines.size()) == n_sine,
@@ -301,7 +408,7 @@ std::tuple<at::Tensor, TensorVec, TensorVec> fused_mlp_backward_cpu(
   }
   return AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "fused_mlp_backward_cpu", [&] {
     return backward_impl<scalar_t>(grad, x, weights, hidden, cosines, omegas, last_linear,
-                                   need_x_grad, g);
+                                   need_x_grad, precision, g);
   });
 }
 

@@ -1,0 +1,33 @@
+# Set-up and everyday commands. `make demo` and `make test` each install what they need.
+PYTHON ?= python3
+PIP := $(PYTHON) -m pip
+# Pinned CPU torch (a local wheel on the dev/CI machines); never let pip pick an unpinned torch.
+TORCH_SPEC ?= torch==2.13.0
+BUILD_DEPS := scikit-build-core pybind11 ninja cmake
+RUNTIME_DEPS := numpy pillow tqdm matplotlib scikit-image
+TEST_DEPS := pytest
+
+.PHONY: install demo test cuda-check bench clean
+
+install:
+	$(PYTHON) -c "import torch, sys; sys.exit(0 if torch.__version__.startswith('$(TORCH_SPEC:torch==%=%)') else 1)" 2>/dev/null \
+		|| $(PIP) install -q "$(TORCH_SPEC)"
+	$(PIP) install -q $(BUILD_DEPS) $(RUNTIME_DEPS) $(TEST_DEPS)
+	$(PIP) install -q --no-build-isolation --no-deps .
+
+demo: install
+	strainer-fast demo --out strainer_fast_out/demo
+
+test: install
+	cd python_tests && $(PYTHON) -m pytest -q
+
+# Compiles every CUDA kernel with nvcc alone (no torch, no GPU needed).
+cuda-check:
+	cmake -S . -B build/cuda-check -G Ninja -DSTRAINER_FAST_CUDA_CHECK_ONLY=ON
+	cmake --build build/cuda-check
+
+bench: install
+	$(PYTHON) benchmarks/bench_cpu_step.py
+
+clean:
+	rm -rf build dist *.egg-info strainer_fast_out
