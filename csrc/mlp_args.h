@@ -80,4 +80,27 @@ inline MlpGeometry check_mlp_args(const at::Tensor& x, at::TensorList weights,
   return g;
 }
 
+// Checks the backward's grad_out and saved tensors against the geometry.
+inline void check_saved_tensors(const at::Tensor& grad, const at::Tensor& x, at::TensorList hidden,
+                                at::TensorList cosines, bool last_linear,
+                                const MlpGeometry& g) {
+  auto check = [&](const at::Tensor& t, int64_t width, const char* what, int64_t l) {
+    TORCH_CHECK(t.sizes() == at::IntArrayRef({g.signals, g.points, width}) &&
+                    t.scalar_type() == x.scalar_type() && t.device() == x.device(),
+                "strainer_fast: ", what, " of layer ", l, " must be [", g.signals, ", ", g.points,
+                ", ", width, "] ", x.scalar_type(), " on ", x.device(), ", got ", t.sizes(), " ",
+                t.scalar_type(), " on ", t.device());
+  };
+  const int64_t n_sine = last_linear ? g.layers - 1 : g.layers;
+  TORCH_CHECK(static_cast<int64_t>(hidden.size()) == g.layers - 1 &&
+                  static_cast<int64_t>(cosines.size()) == n_sine,
+              "strainer_fast: backward got ", hidden.size(), " hidden and ", cosines.size(),
+              " cosine tensors for ", g.layers, " layers");
+  check(grad, g.widths.back(), "grad_out", g.layers - 1);
+  for (int64_t l = 0; l + 1 < g.layers; ++l) check(hidden[l], g.widths[l + 1], "hidden", l);
+  for (int64_t l = 0, i = 0; l < g.layers; ++l) {
+    if (g.sine(l, last_linear)) check(cosines[i++], g.widths[l + 1], "cosine", l);
+  }
+}
+
 }  // namespace strainer_fast

@@ -109,12 +109,12 @@ def test_compiled_op_validates_arguments(args, match):
 @requires_cpu_kernel
 def test_compiled_backward_validates_saved_tensors():
     x, w, b = torch.rand(4, 2), [torch.rand(1, 3, 2), torch.rand(1, 1, 3)], [torch.rand(1, 3), torch.rand(1, 1)]
-    with pytest.raises(RuntimeError, match="grad_out must be"):
+    with pytest.raises(RuntimeError, match=r"grad_out of layer 1 must be \[1, 4, 1\]"):
         torch.ops.strainer_fast.fused_mlp_backward(
             torch.rand(1, 5, 1), x, w, b, [torch.rand(1, 4, 3)], [torch.rand(1, 4, 3)], [1.0, 1.0], True, False, 0)
     with pytest.raises(RuntimeError, match="backward got 0 hidden"):
         torch.ops.strainer_fast.fused_mlp_backward(
             torch.rand(1, 4, 1), x, w, b, [], [torch.rand(1, 4, 3)], [1.0, 1.0], True, False, 0)
-    with pytest.raises(RuntimeError, match="saved hidden"):
+    with pytest.raises(RuntimeError, match="hidden of layer 0 must be"):
         torch.ops.strainer_fast.fused_mlp_backward(
             torch.rand(1, 4, 1), x, w, b, [torch.rand(1, 4, 2)], [torch.rand(1, 4, 3)], [1.0, 1.0], True, False, 0)

@@ -248,6 +248,7 @@ std::tuple<at::Tensor, TensorVec, TensorVec> backward_impl(
       const int64_t kmax = round_up_even(std::max(maxw, zcat_cols));
       std::vector<uint16_t> dz_lo(kTileRows * kmax), dzt_lo(round_up_even(kTileRows) * kmax),
           in_lo(round_up_even(kTileRows) * maxw);
+      std::vector<T> dzt(kTileRows * kmax);
       // dW (+)= dz^T in: [m, n] over the tile's rows.
       auto dw_gemm = [&](int64_t l, int64_t rows, int64_t m, int64_t n, const T* dzp,
                          int64_t ldd, const T* in, int64_t ld_in, T* dw) {
@@ -257,6 +258,11 @@ std::tuple<at::Tensor, TensorVec, TensorVec> backward_impl(
             kernels::to_bf16_transposed(dzp, ldd, rows, m, dzt_lo.data(), kp);
             kernels::pack_vnni(in, ld_in, false, rows, n, in_lo.data());
             gemm_bf16(m, n, rows, dzt_lo.data(), kp, in_lo.data(), dw, n, true);
+            return;
+          }
+          if (n >= kBf16MinInput) {  // transposing dz in cache beats BLAS's own packing
+            kernels::transpose_tile(dzp, ldd, rows, m, dzt.data(), rows, [](float v) { return v; });
+            gemm<T>(false, false, m, n, rows, dzt.data(), rows, in, ld_in, dw, n, true);
             return;
           }
         }
@@ -386,26 +392,7 @@ std::tuple<at::Tensor, TensorVec, TensorVec> fused_mlp_backward_cpu(
     bool need_x_grad, int64_t precision) {
   const MlpGeometry g = check_mlp_args(x, weights, biases, omegas, precision);
   check_cpu(x, precision);
-  const int64_t n_sine = last_linear ? g.layers - 1 : g.layers;
-  TORCH_CHECK(static_cast<int64_t>(hidden.size()) == g.layers - 1 &&
-                  static_cast<int64_t>(cosines.size()) == n_sine,
-              "strainer_fast: backward got ", hidden.size(), " hidden and ", cosines.size(),
-              " cosine tensors for ", g.layers, " layers");
-  TORCH_CHECK(grad.sizes() == at::IntArrayRef({g.signals, g.points, g.widths.back()}) &&
-                  grad.scalar_type() == x.scalar_type() && grad.device() == x.device(),
-              "strainer_fast: grad_out must be [S, N, out] like the output, got ", grad.sizes());
-  for (int64_t l = 0; l + 1 < g.layers; ++l) {
-    TORCH_CHECK(hidden[l].sizes() == at::IntArrayRef({g.signals, g.points, g.widths[l + 1]}) &&
-                    hidden[l].scalar_type() == x.scalar_type() && hidden[l].device() == x.device(),
-                "strainer_fast: saved hidden[", l, "] has the wrong shape ", hidden[l].sizes());
-  }
-  for (int64_t l = 0, i = 0; l < g.layers; ++l) {
-    if (!g.sine(l, last_linear)) continue;
-    const at::Tensor& c = cosines[i++];
-    TORCH_CHECK(c.sizes() == at::IntArrayRef({g.signals, g.points, g.widths[l + 1]}) &&
-                    c.scalar_type() == x.scalar_type() && c.device() == x.device(),
-                "strainer_fast: saved cosine of layer ", l, " has the wrong shape ", c.sizes());
-  }
+  check_saved_tensors(grad, x, hidden, cosines, last_linear, g);
   return AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "fused_mlp_backward_cpu", [&] {
     return backward_impl<scalar_t>(grad, x, weights, hidden, cosines, omegas, last_linear,
                                    need_x_grad, precision, g);

@@ -1,4 +1,4 @@
-// Torch-free bfloat16 conversion and packing for the fast (bf16 GEMM) mode.
+// Torch-free tile transposes, bfloat16 conversion and packing for the GEMM operands.
 //
 // "VNNI" is the layout bf16 dot-product instructions read a GEMM's B operand
 // [K, N] in: pairs of consecutive K rows interleaved,
@@ -32,22 +32,28 @@ inline void to_bf16_rows(const float* src, int64_t lds, int64_t rows, int64_t co
   }
 }
 
-// dst[c, r] = bf16(src[r, c]) (a transpose) for r < rows; zero for rows <= r < ldd.
-inline void to_bf16_transposed(const float* src, int64_t lds, int64_t rows, int64_t cols,
-                               uint16_t* dst, int64_t ldd) {
+// dst[c, r] = convert(src[r, c]) (a blocked transpose) for r < rows; zero for rows <= r < ldd.
+template <typename Out, typename Convert>
+inline void transpose_tile(const float* src, int64_t lds, int64_t rows, int64_t cols, Out* dst,
+                           int64_t ldd, Convert convert) {
   constexpr int64_t kBlock = 16;
   for (int64_t r0 = 0; r0 < rows; r0 += kBlock) {
     const int64_t r1 = r0 + kBlock < rows ? r0 + kBlock : rows;
     for (int64_t c0 = 0; c0 < cols; c0 += kBlock) {
       const int64_t c1 = c0 + kBlock < cols ? c0 + kBlock : cols;
       for (int64_t c = c0; c < c1; ++c) {
-        for (int64_t r = r0; r < r1; ++r) dst[c * ldd + r] = to_bf16_bits(src[r * lds + c]);
+        for (int64_t r = r0; r < r1; ++r) dst[c * ldd + r] = convert(src[r * lds + c]);
       }
     }
   }
   for (int64_t c = 0; c < cols; ++c) {
-    for (int64_t r = rows; r < ldd; ++r) dst[c * ldd + r] = 0;
+    for (int64_t r = rows; r < ldd; ++r) dst[c * ldd + r] = Out{0};
   }
+}
+
+inline void to_bf16_transposed(const float* src, int64_t lds, int64_t rows, int64_t cols,
+                               uint16_t* dst, int64_t ldd) {
+  transpose_tile(src, lds, rows, cols, dst, ldd, to_bf16_bits);
 }
 
 // VNNI-packs B(k, j) = src[k * lds + j] (or src[j * lds + k] when `transposed`), k < K, j < N.
