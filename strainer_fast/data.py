@@ -1,0 +1,140 @@
+"""Image loading, coordinate grids and the embedded MRI data.
+
+Images are tensors [H, W, C] (a batch: [S, H, W, C]) of float32 pixel values in [0, 1];
+networks are trained on values scaled to [-1, 1] at coordinates in [-1, 1].
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image, UnidentifiedImageError
+
+__all__ = ["IMAGE_SUFFIXES", "load_image", "load_images", "list_images", "coord_grid",
+           "to_target", "from_output", "mri_dir", "default_split"]
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".npy")
+
+
+def load_image(path: str | Path, size: int = 178, gray: bool = False) -> torch.Tensor:
+    """One image as [size, size, C] in [0, 1]: center-cropped to a square, then resized.
+
+    C is 1 for grayscale and 3 for colour (alpha is dropped); ``gray`` converts colour to
+    one channel. NPY files hold [H, W] or [H, W, C] (C in 1, 3), uint8 or floats in [0, 1].
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"{path}: no such file")
+    if path.suffix.lower() == ".npy":
+        arr = _read_npy(path)
+    else:
+        try:
+            with Image.open(path) as im:
+                im = im.convert("L" if im.mode in ("L", "LA", "I", "I;16", "F", "1") else "RGB")
+                arr = np.asarray(im, dtype=np.float32) / 255.0
+        except (UnidentifiedImageError, OSError) as exc:
+            raise ValueError(f"{path}: not a readable image ({exc})") from None
+    if arr.ndim == 2:
+        arr = arr[..., None]
+    img = torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32))
+    if gray and img.shape[-1] == 3:
+        img = (img * torch.tensor([0.299, 0.587, 0.114])).sum(-1, keepdim=True)
+    return _crop_resize(img, size)
+
+
+def _read_npy(path: Path) -> np.ndarray:
+    try:
+        arr = np.load(path, allow_pickle=False)
+    except (ValueError, OSError) as exc:
+        raise ValueError(f"{path}: not a readable .npy file ({exc})") from None
+    if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[-1] not in (1, 3)):
+        raise ValueError(f"{path}: expected an [H, W] or [H, W, 1|3] array, got {arr.shape}")
+    if arr.dtype == np.uint8:
+        return arr.astype(np.float32) / 255.0
+    if not np.issubdtype(arr.dtype, np.floating):
+        raise ValueError(f"{path}: expected uint8 or float values, got {arr.dtype}")
+    if not np.isfinite(arr).all() or arr.min() < 0 or arr.max() > 1:
+        raise ValueError(f"{path}: float values must be finite and in [0, 1]")
+    return arr.astype(np.float32)
+
+
+def _crop_resize(img: torch.Tensor, size: int) -> torch.Tensor:
+    if size < 1:
+        raise ValueError(f"size must be >= 1, got {size}")
+    h, w = img.shape[:2]
+    s = min(h, w)
+    top, left = (h - s) // 2, (w - s) // 2
+    chw = img[top:top + s, left:left + s].permute(2, 0, 1)[None]
+    if s != size:
+        chw = F.interpolate(chw, size=(size, size), mode="bilinear", antialias=True,
+                            align_corners=False)
+    return chw[0].permute(1, 2, 0).clamp(0, 1).contiguous()
+
+
+def list_images(source: str | Path) -> list[Path]:
+    """The image files of a folder (sorted by name), or ``[source]`` for a file."""
+    source = Path(source)
+    if source.is_dir():
+        files = sorted(p for p in source.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not files:
+            raise ValueError(f"{source}: folder holds no images ({', '.join(IMAGE_SUFFIXES)})")
+        return files
+    if not source.exists():
+        raise ValueError(f"{source}: no such file or folder")
+    return [source]
+
+
+def load_images(
+    sources: str | Path | Iterable[str | Path], size: int = 178, gray: bool = False
+) -> tuple[torch.Tensor, list[str]]:
+    """Images from files and/or folders as ([S, size, size, C] in [0, 1], file names)."""
+    if isinstance(sources, (str, Path)):
+        sources = [sources]
+    paths = [p for s in sources for p in list_images(s)]
+    if not paths:
+        raise ValueError("no images given")
+    images = [load_image(p, size, gray) for p in paths]
+    channels = {img.shape[-1] for img in images}
+    if len(channels) > 1:
+        detail = ", ".join(f"{p.name}: {img.shape[-1]}" for p, img in zip(paths, images))
+        raise ValueError(f"images have mixed channel counts ({detail}); use gray=True / --gray")
+    return torch.stack(images), [p.name for p in paths]
+
+
+def coord_grid(height: int, width: int) -> torch.Tensor:
+    """Grid [height * width, 2] of (row, col), each linspace(-1, 1) with ends, row-major."""
+    rows = torch.linspace(-1, 1, height)
+    cols = torch.linspace(-1, 1, width)
+    return torch.stack(torch.meshgrid(rows, cols, indexing="ij"), -1).reshape(-1, 2)
+
+
+def to_target(images: torch.Tensor) -> torch.Tensor:
+    """[S, H, W, C] in [0, 1] -> training targets [S, H * W, C] in [-1, 1]."""
+    s, h, w, c = images.shape
+    return (images * 2 - 1).reshape(s, h * w, c)
+
+
+def from_output(out: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """Network output [S, H * W, C] in [-1, 1] -> images [S, H, W, C] clamped to [0, 1]."""
+    return ((out + 1) / 2).clamp(0, 1).reshape(out.shape[0], height, width, out.shape[-1])
+
+
+def mri_dir() -> Path:
+    """Folder of the 16 embedded MNI brain MRI slices (PNG) and their README.md."""
+    return Path(__file__).resolve().parent / "data" / "mri"
+
+
+def default_split() -> tuple[list[Path], list[Path]]:
+    """(train, test) paths of the embedded MRI slices, per the split table in its README."""
+    readme = (mri_dir() / "README.md").read_text(encoding="utf-8")
+    rows = re.findall(r"^\|\s*(mni_z\d+\.png)\s*\|.*\|\s*\**(train|test)\**\s*\|\s*$", readme,
+                      flags=re.MULTILINE)
+    split: dict[str, list[Path]] = {"train": [], "test": []}
+    for name, part in rows:
+        split[part].append(mri_dir() / name)
+    return split["train"], split["test"]

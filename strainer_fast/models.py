@@ -1,0 +1,181 @@
+"""SIREN and STRAINER networks on the fused sine-MLP ops.
+
+Both map coordinates [N, in_features] in [-1, 1] to values [.., N, out_features]; every
+layer but the last is ``sin(w0 * (h W^T + b))``, the last is affine. Parameters use the
+SIREN init: first layer U(-1/in, 1/in), later layers U(-sqrt(6/in)/w0, sqrt(6/in)/w0),
+biases U(-1/sqrt(in), 1/sqrt(in)) (the ``nn.Linear`` default).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from .ops import batched_sine_mlp, sine_mlp
+
+__all__ = ["Siren", "Strainer", "init_layers", "layer_sizes", "resolve_device"]
+
+Layers = list[tuple[torch.Tensor, torch.Tensor]]
+
+
+def layer_sizes(
+    in_features: int, width: int, layers: int, out_features: int
+) -> list[tuple[int, int]]:
+    """(fan_in, fan_out) of each of the ``layers`` layers."""
+    if layers < 1 or width < 1 or in_features < 1 or out_features < 1:
+        raise ValueError("layers, width, in_features and out_features must all be >= 1")
+    dims = [in_features] + [width] * (layers - 1) + [out_features]
+    return list(zip(dims[:-1], dims[1:]))
+
+
+def init_layers(
+    sizes: Sequence[tuple[int, int]],
+    w0: float,
+    generator: torch.Generator,
+    *,
+    first_index: int = 0,
+    batch: int | None = None,
+) -> Layers:
+    """SIREN-initialised (weight [.., out, in], bias [.., out]) pairs, float32, CPU.
+
+    ``first_index`` is the depth of ``sizes[0]`` in the whole network (layer 0 gets the
+    first-layer init); ``batch`` prepends a dimension of that many independent draws.
+    """
+    prefix = () if batch is None else (batch,)
+    out: Layers = []
+    for depth, (fan_in, fan_out) in enumerate(sizes, start=first_index):
+        bound = 1.0 / fan_in if depth == 0 else math.sqrt(6.0 / fan_in) / w0
+        w = (torch.rand(*prefix, fan_out, fan_in, generator=generator) * 2 - 1) * bound
+        b = (torch.rand(*prefix, fan_out, generator=generator) * 2 - 1) / math.sqrt(fan_in)
+        out.append((w, b))
+    return out
+
+
+class Siren(nn.Module):
+    """One SIREN: coords [N, in_features] -> [N, out_features] (last layer linear)."""
+
+    def __init__(
+        self,
+        in_features: int = 2,
+        out_features: int = 1,
+        width: int = 256,
+        layers: int = 6,
+        w0: float = 30.0,
+        *,
+        seed: int = 0,
+        backend: str = "auto",
+        precision: str = "exact",
+    ) -> None:
+        super().__init__()
+        self.config = dict(in_features=in_features, out_features=out_features, width=width,
+                           layers=layers, w0=float(w0))
+        self.backend, self.precision = backend, precision
+        g = torch.Generator().manual_seed(seed)
+        params = init_layers(layer_sizes(in_features, width, layers, out_features), w0, g)
+        self.weights = nn.ParameterList([nn.Parameter(w) for w, _ in params])
+        self.biases = nn.ParameterList([nn.Parameter(b) for _, b in params])
+
+    def layers(self) -> Layers:
+        """The (weight [out, in], bias [out]) pairs, detached copies."""
+        return [(w.detach().clone(), b.detach().clone()) for w, b in zip(self.weights, self.biases)]
+
+    def forward(self, coords: torch.Tensor) -> torch.Tensor:
+        return sine_mlp(coords, list(self.weights), list(self.biases), self.config["w0"],
+                        last_linear=True, backend=self.backend, precision=self.precision)
+
+
+class Strainer(nn.Module):
+    """Shared encoder (``shared`` sine layers) + ``signals`` decoders (remaining layers).
+
+    coords [N, in_features] -> [signals, N, out_features]. The encoder runs once per
+    forward; the decoders run as one ``batched_sine_mlp`` call on the shared features
+    (parameters [signals, out, in]). With ``shared=0`` this is ``signals`` independent
+    SIRENs evaluated in one batched call.
+    """
+
+    def __init__(
+        self,
+        signals: int,
+        in_features: int = 2,
+        out_features: int = 1,
+        width: int = 256,
+        layers: int = 6,
+        shared: int = 5,
+        w0: float = 30.0,
+        *,
+        seed: int = 0,
+        backend: str = "auto",
+        precision: str = "exact",
+    ) -> None:
+        super().__init__()
+        if not 0 <= shared < layers:
+            raise ValueError(f"shared must be in [0, layers - 1] = [0, {layers - 1}], got {shared}")
+        if signals < 1:
+            raise ValueError(f"signals must be >= 1, got {signals}")
+        self.config = dict(in_features=in_features, out_features=out_features, width=width,
+                           layers=layers, shared=shared, w0=float(w0))
+        self.backend, self.precision = backend, precision
+        sizes = layer_sizes(in_features, width, layers, out_features)
+        g = torch.Generator().manual_seed(seed)
+        enc = init_layers(sizes[:shared], w0, g)
+        dec = init_layers(sizes[shared:], w0, g, first_index=shared, batch=signals)
+        self.enc_w = nn.ParameterList([nn.Parameter(w) for w, _ in enc])
+        self.enc_b = nn.ParameterList([nn.Parameter(b) for _, b in enc])
+        self.dec_w = nn.ParameterList([nn.Parameter(w) for w, _ in dec])
+        self.dec_b = nn.ParameterList([nn.Parameter(b) for _, b in dec])
+
+    @classmethod
+    def from_layers(cls, layers: Layers, *, w0: float, shared: int = 0, backend: str = "auto",
+                    precision: str = "exact") -> Strainer:
+        """Builds a model from given (weight, bias) pairs: the first ``shared`` are the
+        encoder ([out, in]), the rest the decoders ([S, out, in])."""
+        enc, dec = layers[:shared], layers[shared:]
+        if not dec or any(w.dim() != 3 for w, _ in dec) or any(w.dim() != 2 for w, _ in enc):
+            raise ValueError("from_layers: encoder weights must be [out, in], decoder [S, out, in]")
+        width = layers[0][0].shape[-2] if len(layers) > 1 else 1
+        model = cls(dec[0][0].shape[0], in_features=layers[0][0].shape[-1],
+                    out_features=layers[-1][0].shape[-2], width=width,
+                    layers=len(layers), shared=shared, w0=w0, backend=backend, precision=precision)
+        with torch.no_grad():
+            for pw, pb, (w, b) in zip([*model.enc_w, *model.dec_w], [*model.enc_b, *model.dec_b],
+                                      [*enc, *dec]):
+                pw.copy_(w)
+                pb.copy_(b)
+        return model
+
+    @property
+    def signals(self) -> int:
+        return self.dec_w[0].shape[0]
+
+    def encoder_layers(self) -> Layers:
+        """The shared encoder's (weight [out, in], bias [out]) pairs, detached copies."""
+        return [(w.detach().clone(), b.detach().clone()) for w, b in zip(self.enc_w, self.enc_b)]
+
+    def network_layers(self, index: int) -> Layers:
+        """All layers of signal ``index``'s network (encoder + its decoder), detached."""
+        dec = [(w[index].detach().clone(), b[index].detach().clone())
+               for w, b in zip(self.dec_w, self.dec_b)]
+        return self.encoder_layers() + dec
+
+    def forward(self, coords: torch.Tensor) -> torch.Tensor:
+        w0 = self.config["w0"]
+        h = coords
+        if len(self.enc_w):
+            h = sine_mlp(coords, list(self.enc_w), list(self.enc_b), w0, last_linear=False,
+                         backend=self.backend, precision=self.precision)
+        return batched_sine_mlp(h, list(self.dec_w), list(self.dec_b), w0, last_linear=True,
+                                backend=self.backend, precision=self.precision)
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    """"auto" -> cuda if available else cpu; "cpu"/"cuda" checked for availability."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device not in ("cpu", "cuda"):
+        raise ValueError(f"device must be auto, cpu or cuda, got {device!r}")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' requested but no CUDA GPU is available")
+    return torch.device(device)

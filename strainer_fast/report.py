@@ -1,0 +1,129 @@
+"""Writes comparison results: reconstructions PNG, PSNR-vs-step plot, metrics.json, report.md."""
+
+from __future__ import annotations
+
+import json
+import platform
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from . import __version__  # noqa: E402
+from .fit import FitResult  # noqa: E402
+
+__all__ = ["method_metrics", "write_report"]
+
+
+def method_metrics(result: FitResult, names: list[str]) -> dict:
+    """JSON-ready curves of one method: means over images and per-image curves."""
+    return {
+        "step": list(result.step),
+        "psnr": [float(np.mean(v)) for v in result.psnr],
+        "ssim": [float(np.mean(v)) for v in result.ssim],
+        "wall_s": list(result.wall_s),
+        "per_signal": {name: {"psnr": [v[i] for v in result.psnr],
+                              "ssim": [v[i] for v in result.ssim]}
+                       for i, name in enumerate(names)},
+    }
+
+
+def _at_step(curve: dict, step: int) -> float | None:
+    return curve["psnr"][curve["step"].index(step)] if step in curve["step"] else None
+
+
+def write_report(
+    out: str | Path,
+    results: dict[str, FitResult],
+    images: torch.Tensor,
+    names: list[str],
+    config: dict,
+    *,
+    device: str,
+    title: str = "STRAINER comparison",
+    notes: str = "",
+    compare_step: int = 100,
+) -> dict:
+    """Writes ``out``/{reconstructions.png, psnr.png, metrics.json, report.md}.
+
+    images: the test images [K, H, W, C] in [0, 1]; results: method -> fit of all of them.
+    Returns the metrics dict written to metrics.json.
+    """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    metrics = {
+        "title": title,
+        "config": config,
+        "device": device,
+        "versions": {"strainer_fast": __version__, "torch": torch.__version__,
+                     "python": platform.python_version(), "numpy": np.__version__},
+        "test_signals": names,
+        "methods": {m: method_metrics(r, names) for m, r in results.items()},
+    }
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
+    _plot_curves(metrics["methods"], out / "psnr.png", title)
+    _plot_recons(results, images, names, out / "reconstructions.png")
+    _write_md(metrics, out / "report.md", notes, compare_step)
+    return metrics
+
+
+def _plot_curves(methods: dict, path: Path, title: str) -> None:
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name, m in methods.items():
+        ax.plot(m["step"], m["psnr"], marker=".", label=name)
+    ax.set_xlabel("step")
+    ax.set_ylabel("mean test PSNR (dB)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def _plot_recons(results: dict[str, FitResult], images: torch.Tensor, names: list[str],
+                 path: Path) -> None:
+    rows = ["ground truth", *results]
+    k = images.shape[0]
+    fig, axes = plt.subplots(len(rows), k, figsize=(1.8 * k, 1.9 * len(rows)), squeeze=False)
+    for r, row in enumerate(rows):
+        imgs = images if r == 0 else results[row].recon
+        for i in range(k):
+            ax = axes[r][i]
+            img = imgs[i].cpu().numpy()
+            ax.imshow(img[..., 0] if img.shape[-1] == 1 else img, cmap="gray", vmin=0, vmax=1)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r == 0:
+                ax.set_title(names[i], fontsize=7)
+            else:
+                ax.set_title(f"{results[row].psnr[-1][i]:.1f} dB", fontsize=7)
+            if i == 0:
+                ax.set_ylabel(row, fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _write_md(metrics: dict, path: Path, notes: str, compare_step: int) -> None:
+    methods = metrics["methods"]
+    lines = [f"# {metrics['title']}", "",
+             f"Device: {metrics['device']}; strainer_fast {metrics['versions']['strainer_fast']}, "
+             f"torch {metrics['versions']['torch']}.", "",
+             "Config: " + ", ".join(f"{k}={v}" for k, v in metrics["config"].items()), "",
+             f"Mean over {len(metrics['test_signals'])} test images.", "",
+             f"| method | PSNR @ step {compare_step} (dB) | final PSNR (dB) | final SSIM "
+             "| fit wall time (s) |",
+             "| --- | ---: | ---: | ---: | ---: |"]
+    for name, m in methods.items():
+        early = _at_step(m, compare_step)
+        lines.append(f"| {name} | {'-' if early is None else f'{early:.2f}'} | {m['psnr'][-1]:.2f}"
+                     f" | {m['ssim'][-1]:.4f} | {m['wall_s'][-1]:.1f} |")
+    if notes:
+        lines += ["", notes]
+    lines += ["", "Files: `reconstructions.png`, `psnr.png`, `metrics.json`.", ""]
+    path.write_text("\n".join(lines))
