@@ -93,7 +93,7 @@ def test_siren_ft_init_reuses_all_weights():
         fit(imgs[1], "bogus", progress=False)
 
 
-@pytest.mark.parametrize("method", ["fomaml", "reptile"])
+@pytest.mark.parametrize("method", ["maml", "fomaml", "reptile"])
 def test_meta_init(method):
     imgs = _images(3)
     base = Strainer(1, width=32, layers=3, shared=0, seed=0).network_layers(0)
@@ -104,6 +104,21 @@ def test_meta_init(method):
     assert len(r.psnr) == 2 and all(math.isfinite(p) for p in r.psnr[-1])
     with pytest.raises(ValueError, match="meta method"):
         meta_init(imgs, "maml2", steps=1, progress=False)
+
+
+def test_maml_is_second_order():
+    """With no inner step MAML and first-order MAML take the same outer steps; with inner
+    steps the second-order term makes them differ."""
+    imgs = _images(2)
+    kw = dict(steps=3, lr=1e-3, progress=False, **NET)
+    maml0 = meta_init(imgs, "maml", inner_steps=0, **kw)
+    fo0 = meta_init(imgs, "fomaml", inner_steps=0, **kw)
+    for (w, b), (w2, b2) in zip(maml0, fo0):
+        torch.testing.assert_close(w, w2, atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(b, b2, atol=1e-5, rtol=1e-4)
+    maml = meta_init(imgs, "maml", inner_steps=2, inner_lr=1e-1, **kw)
+    fo = meta_init(imgs, "fomaml", inner_steps=2, inner_lr=1e-1, **kw)
+    assert max((w - w2).abs().max().item() for (w, _), (w2, _) in zip(maml, fo)) > 1e-5
 
 
 def test_strainer_pretrain_and_init():

@@ -15,7 +15,7 @@ import torch
 from .checkpoint import load_strainer
 from .data import default_split, load_images, mri_dir
 from .fit import INITS, FitResult, fit_many, siren_ft_init
-from .meta import meta_init
+from .meta import META_METHODS, meta_init
 from .models import resolve_device
 from .pretrain import pretrain
 from .report import write_report
@@ -29,7 +29,7 @@ DEMO_GPU = dict(size=178, width=256, layers=6, shared=5, pretrain_steps=5000, st
                 log_every=100)
 DEMO_CPU = dict(size=64, width=128, layers=6, shared=5, pretrain_steps=1500, steps=300,
                 log_every=25)
-METHODS = ("siren", "siren-ft", "meta", "meta-fomaml", "meta-reptile")
+METHODS = ("siren", "siren-ft", "meta", "meta-maml", "meta-fomaml", "meta-reptile")
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -66,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--init", required=True, choices=INITS)
     p.add_argument("--encoder", help="STRAINER checkpoint (for --init strainer)")
     p.add_argument("--train", help="training images (for --init siren-ft / meta)")
-    p.add_argument("--meta-method", default="fomaml", choices=("fomaml", "reptile"))
+    p.add_argument("--meta-method", default="fomaml", choices=META_METHODS)
     p.add_argument("--init-steps", type=int, default=None,
                    help="steps to make a siren-ft / meta init (default: --steps / 5000)")
     p.add_argument("--log-every", type=int, default=100)
@@ -115,7 +115,7 @@ def run_compare(train: torch.Tensor, train_names: list[str], test: torch.Tensor,
             weights = siren_ft_init(train[0], **dict(fit_kw, log_every=0))
         elif method.startswith("meta"):
             init = "meta"
-            weights = meta_init(train, "reptile" if method == "meta-reptile" else "fomaml",
+            weights = meta_init(train, method[5:] or "fomaml",
                                 steps=cfg["pretrain_steps"], lr=cfg["lr"], **net, **opts)
         elif method.startswith("strainer-"):
             n = int(method.split("-", 1)[1])

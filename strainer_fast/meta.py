@@ -1,15 +1,17 @@
-"""Meta-learned SIREN initialisations (first-order MAML and Reptile).
+"""Meta-learned SIREN initialisations (MAML, first-order MAML and Reptile).
 
 Each outer step adapts a copy of the meta weights to every training image at once (one
 batched network, ``torch.func.functional_call`` with the task weights) with
 ``inner_steps`` SGD steps, then updates the meta weights with Adam on
 
+- ``"maml"``: the gradient of the mean post-adaptation task loss, differentiated through
+  the inner SGD steps (second order);
 - ``"fomaml"``: the mean over tasks of the loss gradient at the adapted weights;
 - ``"reptile"``: the mean over tasks of (meta weights - adapted weights).
 
-Gradients come from ``torch.autograd.grad``: the fused ops support autograd but not the
-``torch.func`` gradient transforms, and both methods are first order. Full (second-order)
-MAML is not implemented.
+The fused ops are first-order only, so ``"maml"`` runs its task network on the
+plain-PyTorch reference ops (``backend="reference"``), whose backward is differentiable;
+the first-order methods use the fused ops.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from .models import Layers, Strainer, resolve_device
 
 __all__ = ["META_METHODS", "meta_init"]
 
-META_METHODS = ("fomaml", "reptile")
+META_METHODS = ("maml", "fomaml", "reptile")
 
 
 def meta_init(
@@ -59,8 +61,10 @@ def meta_init(
     # Network 0 of this model holds the meta weights; `tasks` evaluates S adapted copies.
     meta_net = Strainer(1, out_features=c, width=width, layers=layers, shared=0, w0=w0,
                         seed=seed, backend=backend, precision=precision).to(dev)
+    second_order = method == "maml"
     tasks = Strainer(s, out_features=c, width=width, layers=layers, shared=0, w0=w0,
-                     backend=backend, precision=precision).to(dev)
+                     backend="reference" if second_order else backend,
+                     precision=precision).to(dev)
     names = [n for n, _ in tasks.named_parameters()]
     meta = list(meta_net.parameters())
     opt = torch.optim.Adam(meta, lr=lr)
@@ -74,11 +78,19 @@ def meta_init(
     bar = tqdm(range(steps), desc=f"meta {method}", disable=not progress, leave=False,
                dynamic_ncols=True)
     for _ in bar:
-        fast = [p.detach().expand(s, *p.shape[1:]).clone().requires_grad_() for p in meta]
+        if second_order:  # keep the graph from the meta weights through the inner steps
+            fast = [p.expand(s, *p.shape[1:]) for p in meta]
+        else:
+            fast = [p.detach().expand(s, *p.shape[1:]).clone().requires_grad_() for p in meta]
         for _ in range(inner_steps):
-            grads = torch.autograd.grad(task_loss(fast), fast)
-            fast = [(p - inner_lr * g).detach().requires_grad_() for p, g in zip(fast, grads)]
-        if method == "fomaml":
+            grads = torch.autograd.grad(task_loss(fast), fast, create_graph=second_order)
+            fast = [p - inner_lr * g for p, g in zip(fast, grads)]
+            if not second_order:
+                fast = [p.detach().requires_grad_() for p in fast]
+        if second_order:
+            loss = task_loss(fast)
+            meta_grads = torch.autograd.grad(loss / s, meta)
+        elif method == "fomaml":
             loss = task_loss(fast)
             grads = torch.autograd.grad(loss, fast)
             meta_grads = [g.mean(0, keepdim=True) for g in grads]
