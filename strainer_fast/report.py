@@ -15,6 +15,7 @@ import torch  # noqa: E402
 
 from . import __version__  # noqa: E402
 from .fit import FitResult  # noqa: E402
+from .lpips import lpips  # noqa: E402
 
 __all__ = ["method_metrics", "write_report"]
 
@@ -64,11 +65,22 @@ def write_report(
         "test_signals": names,
         "methods": {m: method_metrics(r, names) for m, r in results.items()},
     }
+    _add_lpips(metrics, results, images)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
     _plot_curves(metrics["methods"], out / "psnr.png", title)
     _plot_recons(results, images, names, out / "reconstructions.png")
     _write_md(metrics, out / "report.md", notes, compare_step)
     return metrics
+
+
+def _add_lpips(metrics: dict, results: dict[str, FitResult], images: torch.Tensor) -> None:
+    """Final LPIPS per method (mean over images) when its weights are on disk; else the reason."""
+    try:
+        for m, r in results.items():
+            metrics["methods"][m]["lpips_final"] = float(lpips(r.recon, images.cpu()).mean())
+        metrics["lpips"] = "AlexNet LPIPS v0.1 of the final reconstructions (lower is better)"
+    except (FileNotFoundError, ValueError) as e:
+        metrics["lpips"] = f"not computed: {e}"
 
 
 def _plot_curves(methods: dict, path: Path, title: str) -> None:
@@ -123,6 +135,9 @@ def _write_md(metrics: dict, path: Path, notes: str, compare_step: int) -> None:
         early = _at_step(m, compare_step)
         lines.append(f"| {name} | {'-' if early is None else f'{early:.2f}'} | {m['psnr'][-1]:.2f}"
                      f" | {m['ssim'][-1]:.4f} | {m['wall_s'][-1]:.1f} |")
+    lpips_final = {n: m["lpips_final"] for n, m in methods.items() if "lpips_final" in m}
+    lines += ["", "LPIPS (final, mean): " + ", ".join(f"{n} {v:.4f}" for n, v in lpips_final.items())
+              if lpips_final else f"LPIPS: {metrics['lpips']}."]
     if notes:
         lines += ["", notes]
     lines += ["", "Files: `reconstructions.png`, `psnr.png`, `metrics.json`.", ""]
