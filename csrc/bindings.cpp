@@ -4,6 +4,8 @@
 #include <pybind11/pybind11.h>
 #include <torch/library.h>
 
+#include "cpu/buffer_pool.h"
+
 TORCH_LIBRARY(strainer_fast, m) {
   // A stack of S sine MLPs of one shape. x: [N, in] (shared) or [S, N, in];
   // weights[l]: [S, out_l, in_l]; biases[l]: [S, out_l]; returns the output
@@ -36,4 +38,8 @@ PYBIND11_MODULE(_C, m) {
   m.def("built_with_cuda", &built_with_cuda, "True when the CUDA kernels were compiled in.");
   m.def("cpu_has_native_bf16", &cpu_has_native_bf16,
         "True when this CPU has bf16 dot-product instructions (AVX512-BF16 or AMX).");
+  m.def("cpu_cache_bytes", &strainer_fast::cpu::cached_bytes,
+        "Bytes of freed CPU buffers the fused ops keep for reuse.");
+  m.def("empty_cpu_cache", &strainer_fast::cpu::empty_cache,
+        "Returns the fused ops' cached CPU buffers to the system.");
 }

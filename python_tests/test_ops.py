@@ -220,6 +220,34 @@ def test_empty_points_give_empty_output_and_zero_grads():
     assert x.grad.shape == (0, 2) and all(float(t.grad.abs().sum()) == 0 for t in w)
 
 
+def test_reused_cpu_buffers_are_fully_overwritten():
+    """Outputs, saved tensors and gradients come from a buffer cache: poison every cached
+    buffer, then check a second run still matches the reference."""
+    ws, bs = siren_layers([2, 64, 64, 3], 4)
+    x = torch.rand(1500, 2)
+    fn = lambda x, w, b, backend: ops.batched_sine_mlp(x, w, b, [W0] * 3, True, backend=backend)
+    compare(fn, x, ws, bs)
+    xs, w, b = with_grads(x), with_grads(*ws), with_grads(*bs)
+    out = fn(xs[0], w, b, "cpu")
+    out.sum().backward()
+    for t in (out, xs[0].grad, *(t.grad for t in w)):
+        t.fill_(float("nan"))
+    del out, xs, w, b
+    assert ops.cpu_cache_bytes() > 0
+    compare(fn, x, ws, bs)
+    ops.empty_cpu_cache()
+    assert ops.cpu_cache_bytes() == 0
+
+
+def test_no_zero_gradients_for_saved_outputs():
+    """The forward's saved tensors are not differentiable outputs (no zero-filled grads)."""
+    ws, bs = siren_layers([2, 16, 16, 3])
+    w = with_grads(*ws)
+    out, hidden, cosines = torch.ops.strainer_fast.fused_mlp_forward(
+        torch.rand(10, 2), [t[None] for t in w], [t[None] for t in bs], [W0] * 3, True, True, 0)
+    assert out.requires_grad and not any(t.requires_grad for t in hidden + cosines)
+
+
 def _rel_err(a, b):
     return ((a - b).norm() / b.norm().clamp_min(1e-12)).item()
 

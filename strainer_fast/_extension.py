@@ -66,6 +66,10 @@ def _setup_context(ctx, inputs, output):
     _, hidden, cosines = output
     if not save and ctx.needs_input_grad is not None and any(ctx.needs_input_grad[:3]):
         raise RuntimeError("strainer_fast: forward was called without save_for_backward")
+    # hidden/cosines are outputs only for backward: without these, autograd would fill a
+    # zero gradient for each of them on every backward pass.
+    ctx.mark_non_differentiable(*hidden, *cosines)
+    ctx.set_materialize_grads(False)
     ctx.save_for_backward(x, *weights, *biases, *hidden, *cosines)
     ctx.layout = (len(weights), len(hidden), omegas, last_linear, precision)
 
@@ -77,6 +81,8 @@ def _backward(ctx, grad_out, _grad_hidden, _grad_cosines):
             "is not supported; use backend='reference' for higher-order gradients"
         )
     n_layers, n_hidden, omegas, last_linear, precision = ctx.layout
+    if grad_out is None:  # undefined output gradient (materialisation is off): no gradients
+        return None, [None] * n_layers, [None] * n_layers, None, None, None, None
     saved = ctx.saved_tensors
     x = saved[0]
     weights = list(saved[1 : 1 + n_layers])

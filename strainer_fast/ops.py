@@ -20,9 +20,10 @@ from collections.abc import Sequence
 import torch
 
 from . import reference
-from ._extension import CPU_HAS_NATIVE_BF16, compiled_kernel_available
+from ._extension import _C, CPU_HAS_NATIVE_BF16, compiled_kernel_available
 
-__all__ = ["sine_mlp", "batched_sine_mlp", "BACKENDS", "PRECISIONS"]
+__all__ = ["sine_mlp", "batched_sine_mlp", "cpu_cache_bytes", "empty_cpu_cache", "BACKENDS",
+           "PRECISIONS"]
 
 BACKENDS = ("auto", "cpu", "cuda", "reference")
 PRECISIONS = {"exact": 0, "bf16": 1}
@@ -77,6 +78,19 @@ def batched_sine_mlp(
     if kind == "reference":
         return reference.batched_sine_mlp(x, weights, biases, omegas, last_linear)
     return _fused(x, weights, biases, omegas, last_linear, PRECISIONS[precision])
+
+
+def cpu_cache_bytes() -> int:
+    """Bytes of freed CPU buffers (>= 128 KiB each) the fused ops keep for reuse, so that
+    training steps do not pay page faults again; capped by ``STRAINER_FAST_CPU_CACHE_MB``
+    (default 1024, 0 disables), read when the extension loads."""
+    return int(_C.cpu_cache_bytes()) if _C is not None else 0
+
+
+def empty_cpu_cache() -> None:
+    """Returns the fused ops' cached CPU buffers to the system (like ``torch.cuda.empty_cache``)."""
+    if _C is not None:
+        _C.empty_cpu_cache()
 
 
 def _fused(x, weights, biases, omegas, last_linear, precision):

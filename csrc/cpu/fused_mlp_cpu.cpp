@@ -22,6 +22,7 @@
 
 #include "../kernels/bf16.h"
 #include "../mlp_args.h"
+#include "buffer_pool.h"
 #include "epilogue_cpu.h"
 #include "gemm_cpu.h"
 
@@ -124,12 +125,12 @@ std::tuple<at::Tensor, TensorVec, TensorVec> forward_impl(const at::Tensor& x_in
     }
   }
   const auto opts = x.options();
-  at::Tensor out = at::empty({S, N, w[L]}, opts);
+  at::Tensor out = pooled_empty({S, N, w[L]}, opts);
   TensorVec hidden, cosines;
   if (save) {
-    for (int64_t l = 0; l + 1 < L; ++l) hidden.push_back(at::empty({S, N, w[l + 1]}, opts));
+    for (int64_t l = 0; l + 1 < L; ++l) hidden.push_back(pooled_empty({S, N, w[l + 1]}, opts));
     for (int64_t l = 0; l < L; ++l) {
-      if (g.sine(l, last_linear)) cosines.push_back(at::empty({S, N, w[l + 1]}, opts));
+      if (g.sine(l, last_linear)) cosines.push_back(pooled_empty({S, N, w[l + 1]}, opts));
     }
   }
   if (N == 0) return {out, hidden, cosines};
@@ -229,14 +230,15 @@ std::tuple<at::Tensor, TensorVec, TensorVec> backward_impl(
     if (g.sine(l, last_linear)) cos_of[l] = i++;
   }
   const auto opts = x.options();
-  at::Tensor grad_x = need_x_grad ? at::zeros(x.sizes(), opts) : at::empty({0}, opts);
+  // Every row of grad_x is written by a layer-0 dX GEMM below.
+  at::Tensor grad_x = need_x_grad ? pooled_empty(x.sizes(), opts) : at::empty({0}, opts);
 
   const int64_t tiles = (N + kTileRows - 1) / kTileRows;
   const int64_t chunks = num_chunks(tiles);
   TensorVec dw_part, db_part;
   for (int64_t l = 0; l < L; ++l) {
-    dw_part.push_back(at::zeros({chunks, S, w[l + 1], w[l]}, opts));
-    db_part.push_back(at::zeros({chunks, S, w[l + 1]}, opts));
+    dw_part.push_back(pooled_empty({chunks, S, w[l + 1], w[l]}, opts).zero_());
+    db_part.push_back(pooled_empty({chunks, S, w[l + 1]}, opts).zero_());
   }
   if (N > 0) {
     const int64_t maxw = g.max_width();
