@@ -40,6 +40,9 @@ def import_error() -> str | None:
 
 
 def _layout(x, weights, last_linear):
+    if not weights or x.dim() not in (2, 3) or any(w.dim() != 3 for w in weights):
+        raise ValueError("strainer_fast: fused_mlp_forward needs x [N, in] or [S, N, in] and a "
+                         "non-empty list of weights [S, out, in]")
     signals, points = weights[0].shape[0], x.shape[-2]
     widths = [w.shape[1] for w in weights]
     sine = [not (last_linear and i == len(weights) - 1) for i in range(len(weights))]

@@ -4,12 +4,7 @@
 #include "epilogue_cpu.h"
 
 #include "../kernels/epilogue.h"
-
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define SF_ISA_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define SF_ISA_CLONES
-#endif
+#include "isa_clones.h"
 
 namespace strainer_fast::cpu {
 namespace k = strainer_fast::kernels;

@@ -23,6 +23,7 @@
 #include "../kernels/bf16.h"
 #include "../mlp_args.h"
 #include "buffer_pool.h"
+#include "convert_cpu.h"
 #include "epilogue_cpu.h"
 #include "gemm_cpu.h"
 
@@ -54,7 +55,7 @@ at::Tensor pack_weights(const at::Tensor& src, int64_t blocks, int64_t k, int64_
   auto* dp = reinterpret_cast<uint16_t*>(out.data_ptr<int16_t>());
   at::parallel_for(0, blocks, 1, [&](int64_t b0, int64_t b1) {
     for (int64_t b = b0; b < b1; ++b) {
-      kernels::pack_vnni(sp + b * k * n, transposed ? k : n, transposed, k, n, dp + b * block);
+      pack_vnni(sp + b * k * n, transposed ? k : n, transposed, k, n, dp + b * block);
     }
   });
   return out;
@@ -148,7 +149,7 @@ std::tuple<at::Tensor, TensorVec, TensorVec> forward_impl(const at::Tensor& x_in
                           int64_t block, T* c) {
       if constexpr (std::is_same_v<T, float>) {
         if (lowp[l]) {
-          kernels::to_bf16_rows(a, lda, rows, k, abuf.data(), round_up_even(k));
+          to_bf16_rows(a, lda, rows, k, abuf.data(), round_up_even(k));
           gemm_bf16(rows, n, k, abuf.data(), round_up_even(k),
                     u16(packed[l]) + block * round_up_even(k) * n, c, n, false);
           return;
@@ -257,13 +258,13 @@ std::tuple<at::Tensor, TensorVec, TensorVec> backward_impl(
         if constexpr (std::is_same_v<T, float>) {
           if (lowp[l]) {
             const int64_t kp = round_up_even(rows);
-            kernels::to_bf16_transposed(dzp, ldd, rows, m, dzt_lo.data(), kp);
-            kernels::pack_vnni(in, ld_in, false, rows, n, in_lo.data());
+            to_bf16_transposed(dzp, ldd, rows, m, dzt_lo.data(), kp);
+            pack_vnni(in, ld_in, false, rows, n, in_lo.data());
             gemm_bf16(m, n, rows, dzt_lo.data(), kp, in_lo.data(), dw, n, true);
             return;
           }
           if (n >= kBf16MinInput) {  // transposing dz in cache beats BLAS's own packing
-            kernels::transpose_tile(dzp, ldd, rows, m, dzt.data(), rows, [](float v) { return v; });
+            transpose_f32(dzp, ldd, rows, m, dzt.data(), rows);
             gemm<T>(false, false, m, n, rows, dzt.data(), rows, in, ld_in, dw, n, true);
             return;
           }
@@ -275,7 +276,7 @@ std::tuple<at::Tensor, TensorVec, TensorVec> backward_impl(
                          int64_t ldd, int64_t block, T* dst) {
         if constexpr (std::is_same_v<T, float>) {
           if (lowp[l]) {
-            kernels::to_bf16_rows(dzp, ldd, rows, k, dz_lo.data(), round_up_even(k));
+            to_bf16_rows(dzp, ldd, rows, k, dz_lo.data(), round_up_even(k));
             gemm_bf16(rows, n, k, dz_lo.data(), round_up_even(k),
                       u16(packed[l]) + block * round_up_even(k) * n, dst, n, false);
             return;
