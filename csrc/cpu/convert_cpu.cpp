@@ -17,8 +17,8 @@ SF_ISA_CLONES void to_bf16_transposed(const float* src, int64_t lds, int64_t row
 }
 
 SF_ISA_CLONES void transpose_f32(const float* src, int64_t lds, int64_t rows, int64_t cols,
-                                 float* dst, int64_t ldd) {
-  k::transpose_tile(src, lds, rows, cols, dst, ldd, [](float v) { return v; });
+                                 float* dst, int64_t ldd, float scale) {
+  k::transpose_tile(src, lds, rows, cols, dst, ldd, [scale](float v) { return v * scale; });
 }
 
 SF_ISA_CLONES void pack_vnni(const float* src, int64_t lds, bool transposed, int64_t k_rows,

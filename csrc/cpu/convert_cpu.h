@@ -12,9 +12,9 @@ void to_bf16_rows(const float* src, int64_t lds, int64_t rows, int64_t cols, uin
 // dst[c, r] = bf16(src[r, c]); rows..ldd-1 zeroed.
 void to_bf16_transposed(const float* src, int64_t lds, int64_t rows, int64_t cols, uint16_t* dst,
                         int64_t ldd);
-// dst[c, r] = src[r, c]; rows..ldd-1 zeroed.
+// dst[c, r] = scale * src[r, c]; rows..ldd-1 zeroed.
 void transpose_f32(const float* src, int64_t lds, int64_t rows, int64_t cols, float* dst,
-                   int64_t ldd);
+                   int64_t ldd, float scale = 1.0f);
 // VNNI-packs a [k_rows, n] B operand (see kernels::pack_vnni).
 void pack_vnni(const float* src, int64_t lds, bool transposed, int64_t k_rows, int64_t n,
                uint16_t* dst);

@@ -73,14 +73,39 @@ const uint16_t* u16(const at::Tensor& t) {
   return reinterpret_cast<const uint16_t*>(t.data_ptr<int16_t>());
 }
 
-// Weights or biases with w0 folded in (sine layers only), contiguous; with
-// `transpose`, weights come as [S, in, out] (the forward GEMM's B operand).
+// Weights or biases with w0 folded in (sine layers only), contiguous.
 TensorVec fold_omega(at::TensorList params, at::ArrayRef<double> omegas, const MlpGeometry& g,
-                     bool last_linear, bool transpose = false) {
+                     bool last_linear) {
   TensorVec out;
   for (int64_t l = 0; l < g.layers; ++l) {
-    at::Tensor p = transpose ? params[l].transpose(-1, -2) : params[l];
-    out.push_back(g.sine(l, last_linear) ? (p * omegas[l]).contiguous() : p.contiguous());
+    const at::Tensor& p = params[l];
+    out.push_back((g.sine(l, last_linear) ? p * omegas[l] : p).contiguous());
+  }
+  return out;
+}
+
+// Weights [S, out, in] as the forward GEMM's B operand [S, in, out], w0 folded in: one
+// blocked transpose-and-scale pass per matrix.
+template <typename T>
+TensorVec fold_omega_transposed(at::TensorList weights, at::ArrayRef<double> omegas,
+                                const MlpGeometry& g, bool last_linear) {
+  TensorVec out;
+  for (int64_t l = 0; l < g.layers; ++l) {
+    const at::Tensor src = weights[l].contiguous();
+    const int64_t S = src.size(0), rows = src.size(1), cols = src.size(2);
+    at::Tensor dst = at::empty({S, cols, rows}, src.options());
+    const T scale = g.sine(l, last_linear) ? static_cast<T>(omegas[l]) : T{1};
+    const T* sp = src.data_ptr<T>();
+    T* dp = dst.data_ptr<T>();
+    for (int64_t s = 0; s < S; ++s) {
+      if constexpr (std::is_same_v<T, float>) {
+        transpose_f32(sp + s * rows * cols, cols, rows, cols, dp + s * rows * cols, rows, scale);
+      } else {
+        kernels::transpose_tile(sp + s * rows * cols, cols, rows, cols, dp + s * rows * cols, rows,
+                                [scale](T v) { return v * scale; });
+      }
+    }
+    out.push_back(dst);
   }
   return out;
 }
@@ -111,7 +136,7 @@ std::tuple<at::Tensor, TensorVec, TensorVec> forward_impl(const at::Tensor& x_in
   const int64_t S = g.signals, N = g.points, L = g.layers;
   const auto& w = g.widths;
   const at::Tensor x = x_in.contiguous();
-  TensorVec wt = fold_omega(weights, omegas, g, last_linear, /*transpose=*/true);
+  TensorVec wt = fold_omega_transposed<T>(weights, omegas, g, last_linear);
   if (g.shared_x) {  // [in, S * w1]: all signals' first layers side by side
     wt[0] = wt[0].permute({1, 0, 2}).reshape({w[0], S * w[1]}).contiguous();
   }
@@ -364,11 +389,16 @@ std::tuple<at::Tensor, TensorVec, TensorVec> backward_impl(
       }
     });
   }
+  // Sum the per-chunk partials (a view when there is one chunk), times w0 of sine layers.
+  auto reduce = [&](const at::Tensor& part, double scale) {
+    at::Tensor total = chunks == 1 ? part.select(0, 0) : part.sum(0);
+    return scale == 1.0 ? total : total.mul_(scale);
+  };
   TensorVec grad_w, grad_b;
   for (int64_t l = 0; l < L; ++l) {
     const double scale = g.sine(l, last_linear) ? omegas[l] : 1.0;
-    grad_w.push_back(dw_part[l].sum(0).mul_(scale));
-    grad_b.push_back(db_part[l].sum(0).mul_(scale));
+    grad_w.push_back(reduce(dw_part[l], scale));
+    grad_b.push_back(reduce(db_part[l], scale));
   }
   return {grad_x, grad_w, grad_b};
 }

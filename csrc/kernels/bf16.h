@@ -33,8 +33,8 @@ inline void to_bf16_rows(const float* src, int64_t lds, int64_t rows, int64_t co
 }
 
 // dst[c, r] = convert(src[r, c]) (a blocked transpose) for r < rows; zero for rows <= r < ldd.
-template <typename Out, typename Convert>
-inline void transpose_tile(const float* src, int64_t lds, int64_t rows, int64_t cols, Out* dst,
+template <typename In, typename Out, typename Convert>
+inline void transpose_tile(const In* src, int64_t lds, int64_t rows, int64_t cols, Out* dst,
                            int64_t ldd, Convert convert) {
   constexpr int64_t kBlock = 16;
   for (int64_t r0 = 0; r0 < rows; r0 += kBlock) {
