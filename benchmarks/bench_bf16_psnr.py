@@ -20,7 +20,7 @@ import torch
 from PIL import Image
 
 from strainer_fast import ops
-from bench_cpu_step import _cpu_name
+from machine import cpu_name
 
 DEFAULT_IMAGE = Path(__file__).resolve().parents[1] / "strainer_fast" / "data" / "mri" / "mni_z069.png"
 
@@ -72,7 +72,7 @@ def main() -> None:
     args = parser.parse_args()
     target = load(args.image, args.size)
     res = {m: fit(target, args.size, args.steps, m, args.seed) for m in ("exact", "bf16")}
-    report = {"machine": {"cpu": _cpu_name(), "threads": torch.get_num_threads(),
+    report = {"machine": {"cpu": cpu_name(), "threads": torch.get_num_threads(),
                           "torch": torch.__version__},
               "image": args.image.name, "size": args.size, "steps": args.steps, **res}
     args.out.parent.mkdir(parents=True, exist_ok=True)

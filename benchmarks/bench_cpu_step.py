@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 
 import strainer_fast
+from machine import cpu_name
 from strainer_fast import ops
 
 WIDTH, SHARED_LAYERS, SIGNALS, OUT, W0 = 256, 5, 10, 3, 30.0
@@ -100,7 +101,7 @@ def main() -> None:
     chosen = args.variants.split(",")
     results = {
         "machine": {
-            "cpu": _cpu_name(),
+            "cpu": cpu_name(),
             "threads": torch.get_num_threads(),
             "python": platform.python_version(),
             "torch": torch.__version__,
@@ -138,16 +139,6 @@ def markdown_table(results: dict) -> str:
             lines.append(f"| {grid}x{grid} | {name} | {r['median_s'] * 1e3:.1f} | {ratio} | "
                          f"{r['first_call_s']:.2f} |")
     return "\n".join(lines)
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 if __name__ == "__main__":
