@@ -277,6 +277,25 @@ def test_bf16_mode_error_bounds(shared):
     assert _rel_err(o1, o0) > 1e-6
 
 
+@pytest.mark.skipif(not ops.CPU_HAS_NATIVE_BF16, reason="CPU without bf16 instructions")
+@pytest.mark.parametrize("n, k, m", [(37, 35, 50), (128, 64, 32), (300, 17, 3)])
+def test_bf16_mode_is_exact_on_rounded_operands(n, k, m):
+    """A linear layer in bf16 mode equals fp32 math on bf16-rounded operands (only the
+    accumulation order differs): checks packing, padding of odd sizes and conversion."""
+    bf = lambda t: t.bfloat16().float()
+    x = torch.randn(n, k, requires_grad=True)
+    w = torch.randn(m, k, requires_grad=True)
+    b = torch.randn(m, requires_grad=True)
+    g = torch.randn(n, m)
+    out = ops.sine_mlp(x, [w], [b], [W0], True, precision="bf16")
+    out.backward(g)
+    torch.testing.assert_close(out, bf(x.detach()) @ bf(w.detach()).T + b.detach(),
+                               rtol=1e-5, atol=1e-4)
+    torch.testing.assert_close(w.grad, bf(g).T @ bf(x.detach()), rtol=1e-5, atol=1e-4)
+    torch.testing.assert_close(x.grad, bf(g) @ bf(w.detach()), rtol=1e-5, atol=1e-4)
+    torch.testing.assert_close(b.grad, g.sum(0), rtol=1e-5, atol=1e-4)
+
+
 def test_bf16_mode_keeps_narrow_coordinate_layers_exact():
     """A layer fed by 2-D coordinates stays fp32 in bf16 mode (no quantised positions)."""
     ws, bs = siren_layers([2, 64])
