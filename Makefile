@@ -4,10 +4,10 @@ PIP := $(PYTHON) -m pip
 # Pinned CPU torch (a local wheel on the dev/CI machines); never let pip pick an unpinned torch.
 TORCH_SPEC ?= torch==2.13.0
 BUILD_DEPS := scikit-build-core pybind11 ninja cmake
-RUNTIME_DEPS := numpy pillow tqdm matplotlib scikit-image
+RUNTIME_DEPS := numpy pillow tqdm matplotlib scikit-image trimesh scipy
 TEST_DEPS := pytest
 
-.PHONY: install demo test cuda-check bench clean
+.PHONY: install demo occupancy-demo test cuda-check bench clean repro-quick repro-full
 
 install:
 	$(PYTHON) -c "import torch, sys; sys.exit(0 if torch.__version__.startswith('$(TORCH_SPEC:torch==%=%)') else 1)" 2>/dev/null \
@@ -17,6 +17,9 @@ install:
 
 demo: install
 	strainer-fast demo --out strainer_fast_out/demo
+
+occupancy-demo: install
+	strainer-fast occupancy demo --out strainer_fast_out/occupancy_demo
 
 test: install
 	cd python_tests && $(PYTHON) -m pytest -q
@@ -28,6 +31,14 @@ cuda-check:
 
 bench: install
 	$(PYTHON) benchmarks/bench_cpu_step.py
+
+# Paper reproduction -> docs/REPRODUCTION.md + docs/repro/ (run `make install` first).
+# repro-quick: CPU sizes (~15 min on 2 free cores); repro-full: the paper's sizes, for a GPU.
+repro-quick:
+	$(PYTHON) benchmarks/repro/run_all.py --no-progress
+
+repro-full:
+	$(PYTHON) benchmarks/repro/run_all.py --full --no-progress
 
 clean:
 	rm -rf build dist *.egg-info strainer_fast_out

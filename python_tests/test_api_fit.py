@@ -144,3 +144,22 @@ def test_rgb_and_wrong_channels():
     weights = r.model.network_layers(0)
     with pytest.raises(ValueError, match="channels"):
         fit(_images(1)[0], "meta", init_weights=weights, progress=False, **NET)
+
+
+def test_strainer_transfer_learning_rates():
+    """transfer_lr = (encoder, decoder) multipliers: 0 freezes the pretrained encoder."""
+    imgs = _images(3)
+    enc = pretrain(imgs[:2], width=32, layers=3, shared=2, steps=5, lr=1e-3,
+                   progress=False).encoder_layers()
+    kw = dict(init_weights=enc, layers=3, steps=5, lr=1e-3, progress=False)
+    frozen = fit_many(imgs[2:], "strainer", transfer_lr=(0.0, 10.0), **kw).model
+    moved = fit_many(imgs[2:], "strainer", **kw).model
+    for (w, b), (w2, b2) in zip(enc, frozen.network_layers(0)[:2]):
+        assert torch.equal(w, w2) and torch.equal(b, b2)
+    assert not torch.equal(enc[0][0], moved.network_layers(0)[0][0])
+    start = fit_many(imgs[2:], "strainer", transfer_lr=(0.0, 10.0), **dict(kw, steps=0)).model
+    assert not torch.equal(start.dec_w[2], frozen.dec_w[2])  # the decoder still trains
+    with pytest.raises(ValueError, match="init 'strainer' only"):
+        fit_many(imgs[2:], "siren", transfer_lr=(0.1, 1.0), steps=1, progress=False, **NET)
+    with pytest.raises(ValueError, match="finite multipliers"):
+        fit_many(imgs[2:], "strainer", transfer_lr=(-1.0, 1.0), **kw)

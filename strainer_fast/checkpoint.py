@@ -20,17 +20,16 @@ import torch
 from . import __version__
 from .models import Strainer
 
-__all__ = ["save_checkpoint", "load_checkpoint", "load_strainer", "FORMAT"]
+__all__ = ["save_checkpoint", "load_checkpoint", "load_strainer", "atomic_save", "FORMAT"]
 
 FORMAT = "strainer_fast/1"
-CHECKED_KEYS = ("width", "layers", "shared", "w0", "in_features", "out_features")
+CHECKED_KEYS = ("width", "layers", "shared", "w0", "in_features", "out_features", "size")
 
 
 def save_checkpoint(model: Strainer, path: str | Path, **meta: object) -> Path:
     """Atomically writes ``model`` (config, weights) and ``meta`` (plus the library
     version) to ``path`` (tmp file in the same folder, then ``os.replace``)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     params = [*zip(model.enc_w, model.enc_b), *zip(model.dec_w, model.dec_b)]
     data = {
         "format": FORMAT,
@@ -39,10 +38,22 @@ def save_checkpoint(model: Strainer, path: str | Path, **meta: object) -> Path:
         "biases": [b.detach().cpu().clone() for _, b in params],
         "meta": {"version": __version__, **meta},
     }
+    if not all(t.isfinite().all() for t in data["weights"] + data["biases"]):
+        raise ValueError(f"{path}: refusing to save a model with non-finite weights")
+    return atomic_save(data, path)
+
+
+def atomic_save(obj: object, path: str | Path) -> Path:
+    """``torch.save(obj)`` to a tmp file in ``path``'s folder, fsync, then ``os.replace``:
+    readers see the old file or the complete new one, never a partial write."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
-            torch.save(data, f)
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -51,8 +62,8 @@ def save_checkpoint(model: Strainer, path: str | Path, **meta: object) -> Path:
 
 
 def load_checkpoint(path: str | Path, expect: dict | None = None) -> dict:
-    """Loads a checkpoint dict; ``expect`` (config subset) must match or ValueError names
-    each mismatching key."""
+    """Loads a checkpoint dict; ``expect`` (config subset, or ``size`` [H, W]: the image size
+    it was pretrained at) must match or ValueError names each mismatching key."""
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"{path}: no such checkpoint file")
@@ -62,10 +73,17 @@ def load_checkpoint(path: str | Path, expect: dict | None = None) -> dict:
         raise ValueError(f"{path}: not a readable checkpoint ({type(exc).__name__})") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise ValueError(f"{path}: not a strainer_fast checkpoint (format {FORMAT!r} expected)")
+    if not isinstance(data.get("config"), dict) or not all(
+            isinstance(data.get(k), list) and all(isinstance(t, torch.Tensor) for t in data[k])
+            for k in ("weights", "biases")):
+        raise ValueError(f"{path}: damaged strainer_fast checkpoint (config / weights missing)")
     if expect:
-        bad = [f"{k}={data['config'].get(k)!r} in checkpoint but {v!r} requested"
+        saved = dict(data["config"])
+        if isinstance(data.get("meta"), dict) and data["meta"].get("size") is not None:
+            saved["size"] = data["meta"]["size"]  # older checkpoints lack it
+        bad = [f"{k}={saved.get(k)!r} in checkpoint but {v!r} requested"
                for k, v in expect.items()
-               if k in CHECKED_KEYS and v is not None and data["config"].get(k) != v]
+               if k in CHECKED_KEYS and v is not None and saved.get(k, v) != v]
         if bad:
             raise ValueError(f"{path}: config mismatch: " + "; ".join(bad))
     return data
@@ -77,5 +95,9 @@ def load_strainer(path: str | Path, expect: dict | None = None, *, backend: str 
     data = load_checkpoint(path, expect)
     cfg = data["config"]
     layers = list(zip(data["weights"], data["biases"]))
-    return Strainer.from_layers(layers, w0=cfg["w0"], shared=cfg["shared"], backend=backend,
-                                precision=precision)
+    try:
+        return Strainer.from_layers(layers, w0=cfg["w0"], shared=cfg["shared"], backend=backend,
+                                    precision=precision)
+    except (KeyError, IndexError, TypeError, ValueError, RuntimeError) as exc:
+        raise ValueError(f"{path}: damaged strainer_fast checkpoint (layers do not fit its "
+                         f"config: {type(exc).__name__})") from None

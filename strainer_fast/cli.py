@@ -1,4 +1,4 @@
-"""Command line: ``strainer-fast {pretrain,fit,compare,demo}`` (also ``python -m strainer_fast``).
+"""Command line: ``strainer-fast {pretrain,fit,compare,demo,superres,denoise,occupancy}`` (also ``python -m strainer_fast``).
 
 Errors on bad input print one line to stderr and exit with status 2.
 """
@@ -12,13 +12,18 @@ import time
 import numpy as np
 import torch
 
+from . import distributed
 from .checkpoint import load_strainer
-from .data import default_split, load_images, mri_dir
+from .data import default_split, list_images, load_images, mri_dir
 from .fit import INITS, FitResult, fit_many, siren_ft_init
 from .meta import META_METHODS, meta_init
+from .stability import STABILIZE
 from .models import resolve_device
 from .pretrain import pretrain
 from .report import write_report
+from .resilience import TrainGuard
+from .streaming import pretrain_streaming
+from .tasks import TASKS
 
 __all__ = ["main", "run_compare", "DEMO_CPU", "DEMO_GPU"]
 
@@ -41,6 +46,22 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true", help="hide the progress bars")
 
 
+def _reliability_args(p: argparse.ArgumentParser, where: str) -> None:
+    p.add_argument("--checkpoint-every", type=int, default=0, metavar="K",
+                   help=f"save the training state every K steps to {where} (0: never)")
+    p.add_argument("--resume", action="store_true",
+                   help=f"continue from the newest training state in {where}")
+
+
+def _guard(args: argparse.Namespace, state_dir: str, **fingerprint: object) -> TrainGuard:
+    if args.checkpoint_every < 0:
+        raise ValueError(f"--checkpoint-every must be >= 0, got {args.checkpoint_every}")
+    keys = ("size", "width", "layers", "shared", "w0", "lr", "seed", "gray", "precision")
+    fingerprint.update({k: getattr(args, k) for k in keys if hasattr(args, k)})
+    return TrainGuard.for_run(state_dir, every=args.checkpoint_every, resume=args.resume,
+                              fingerprint=fingerprint)
+
+
 def _model_args(p: argparse.ArgumentParser, steps: int | None, size: int | None = 178) -> None:
     p.add_argument("--size", type=int, default=size, help="image side after crop/resize (px)")
     p.add_argument("--width", type=int, default=256)
@@ -51,13 +72,34 @@ def _model_args(p: argparse.ArgumentParser, steps: int | None, size: int | None 
     p.add_argument("--steps", type=int, default=steps)
 
 
+def _stabilize_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--stabilize", default="off", choices=STABILIZE,
+                   help="test-time fitting stabilisation (off = the paper's plain Adam; "
+                        "see docs/REPRODUCTION.md)")
+
+
+class _Parser(argparse.ArgumentParser):
+    """Invalid flags: one error line (``--help`` shows the usage), exit status 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="strainer-fast", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="strainer-fast", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("pretrain", help="pretrain a STRAINER encoder on a folder of images")
     p.add_argument("--data", required=True, help="image folder or file")
     p.add_argument("--out", required=True, help="checkpoint file to write (.pt)")
+    p.add_argument("--nproc", type=int, default=1,
+                   help="processes to pretrain with (signals split between them; also works "
+                        "under torchrun)")
+    _reliability_args(p, "OUT.state/")
+    p.add_argument("--group-size", type=int, default=0, metavar="G",
+                   help="stream the images in groups of G (more than fit in memory): "
+                        "round-robin visits, decoders kept per image in OUT.decoders/")
+    p.add_argument("--visit-steps", type=int, default=100, help="steps per group visit")
     _model_args(p, steps=5000)
     _common(p)
 
@@ -71,6 +113,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="steps to make a siren-ft / meta init (default: --steps / 5000)")
     p.add_argument("--log-every", type=int, default=100)
     p.add_argument("--out", required=True, help="output folder")
+    _reliability_args(p, "OUT/train_state/")
+    _stabilize_arg(p)
     _model_args(p, steps=2000)
     _common(p)
 
@@ -82,6 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pretrain-steps", type=int, default=5000)
     p.add_argument("--log-every", type=int, default=100)
     p.add_argument("--out", required=True)
+    _stabilize_arg(p)
     _model_args(p, steps=2000)
     _common(p)
 
@@ -91,6 +136,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int)
     p.add_argument("--pretrain-steps", type=int)
     _common(p)
+    for task in TASKS.values():
+        task.add_parser(sub, _common)
     return parser
 
 
@@ -103,8 +150,8 @@ def _check_positive(**values: int | None) -> None:
 def run_compare(train: torch.Tensor, train_names: list[str], test: torch.Tensor,
                 methods: list[str], cfg: dict, opts: dict) -> dict[str, FitResult]:
     """Fits all ``test`` images [K, H, W, C] from each method's init; returns method ->
-    result. cfg: width, layers, shared, w0, lr, steps, pretrain_steps, log_every;
-    opts: seed, device, backend, precision, progress."""
+    result. cfg: width, layers, shared, w0, lr, steps, pretrain_steps, log_every and
+    optionally stabilize; opts: seed, device, backend, precision, progress."""
     net = dict(width=cfg["width"], layers=cfg["layers"], w0=cfg["w0"])
     fit_kw = dict(net, steps=cfg["steps"], lr=cfg["lr"], log_every=cfg["log_every"], **opts)
     results: dict[str, FitResult] = {}
@@ -126,7 +173,8 @@ def run_compare(train: torch.Tensor, train_names: list[str], test: torch.Tensor,
                              lr=cfg["lr"], names=train_names[:n], **net, **opts)
             weights = model.encoder_layers()
         t_init = time.perf_counter() - t0
-        results[method] = fit_many(test, init, init_weights=weights, desc=f"fit {method}", **fit_kw)
+        results[method] = fit_many(test, init, init_weights=weights, desc=f"fit {method}",
+                                   stabilize=cfg.get("stabilize", "off"), **fit_kw)
         r = results[method]
         print(f"{method}: init {t_init:.1f} s, fit {r.wall_s[-1]:.1f} s, final mean PSNR "
               f"{np.mean(r.psnr[-1]):.2f} dB", file=sys.stderr, flush=True)
@@ -153,16 +201,41 @@ def _opts(args: argparse.Namespace) -> dict:
 def _cfg(args: argparse.Namespace) -> dict:
     return dict(width=args.width, layers=args.layers, shared=args.shared, w0=args.w0, lr=args.lr,
                 steps=args.steps, pretrain_steps=getattr(args, "pretrain_steps", None),
-                log_every=getattr(args, "log_every", None), size=args.size)
+                log_every=getattr(args, "log_every", None), size=args.size,
+                stabilize=getattr(args, "stabilize", "off"))
 
 
-def cmd_pretrain(args: argparse.Namespace) -> None:
-    _check_positive(size=args.size, width=args.width, layers=args.layers, steps=args.steps)
-    images, names = load_images(args.data, args.size, args.gray)
-    opts = _opts(args)
+def cmd_pretrain(args: argparse.Namespace) -> int:
+    _check_positive(size=args.size, width=args.width, layers=args.layers, steps=args.steps,
+                    nproc=args.nproc)
+    if args.nproc > 1 and not distributed.is_launched():
+        return distributed.launch(args.nproc, args.argv)
+    if args.group_size:
+        return _pretrain_streaming(args)
+    distributed.init_from_env(resolve_device(args.device))
+    images, names, shard = distributed.load_shard(args.data, args.size, args.gray)
+    guard = _guard(args, f"{args.out}.state", names=names)
     pretrain(images, width=args.width, layers=args.layers, shared=args.shared, w0=args.w0,
-             steps=args.steps, lr=args.lr, out=args.out, names=names, **opts)
-    print(f"wrote {args.out} (STRAINER-{len(names)}, {args.steps} steps)", file=sys.stderr)
+             steps=args.steps, lr=args.lr, out=args.out, names=names, shard=shard, guard=guard,
+             **_opts(args))
+    if distributed.rank_world()[0] == 0:
+        print(f"wrote {args.out} (STRAINER-{len(names)}, {args.steps} steps)", file=sys.stderr)
+    return 0
+
+
+def _pretrain_streaming(args: argparse.Namespace) -> int:
+    _check_positive(group_size=args.group_size, visit_steps=args.visit_steps)
+    if args.nproc > 1 or args.checkpoint_every or args.resume:
+        raise ValueError("--group-size cannot be combined with --nproc, --checkpoint-every "
+                         "or --resume")
+    paths = list_images(args.data)
+    pretrain_streaming(paths, f"{args.out}.decoders", group_size=args.group_size,
+                       visit_steps=args.visit_steps, size=args.size, gray=args.gray,
+                       width=args.width, layers=args.layers, shared=args.shared, w0=args.w0,
+                       steps=args.steps, lr=args.lr, out=args.out, **_opts(args))
+    print(f"wrote {args.out} (STRAINER-{len(paths)} in groups of {args.group_size}, "
+          f"{args.steps} steps; decoders in {args.out}.decoders)", file=sys.stderr)
+    return 0
 
 
 def cmd_fit(args: argparse.Namespace) -> None:
@@ -175,7 +248,7 @@ def cmd_fit(args: argparse.Namespace) -> None:
     if args.init == "strainer":
         if not args.encoder:
             raise ValueError("--init strainer needs --encoder ENC.pt")
-        expect = dict(net, in_features=2, out_features=image.shape[-1])
+        expect = dict(net, in_features=2, out_features=image.shape[-1], size=[args.size] * 2)
         weights = load_strainer(args.encoder, expect).encoder_layers()
     elif args.init in ("siren-ft", "meta"):
         if not args.train:
@@ -190,8 +263,11 @@ def cmd_fit(args: argparse.Namespace) -> None:
         else:
             weights = meta_init(train, args.meta_method, steps=args.init_steps or 5000,
                                 lr=args.lr, **net, **opts)
+    guard = _guard(args, f"{args.out}/train_state", init=args.init, image=str(args.image),
+                   encoder=args.encoder, train=args.train)
     result = fit_many(image, args.init, init_weights=weights, steps=args.steps, lr=args.lr,
-                      log_every=args.log_every, **net, **opts)
+                      log_every=args.log_every, guard=guard, stabilize=args.stabilize,
+                      **net, **opts)
     cfg = dict(_cfg(args), init=args.init, image=str(args.image))
     write_report(args.out, {args.init: result}, image, names, cfg,
                  device=str(resolve_device(args.device)), title=f"fit {names[0]}")
@@ -249,17 +325,18 @@ def cmd_demo(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Runs the CLI; returns the exit status."""
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # re-run by --nproc
     commands = {"pretrain": cmd_pretrain, "fit": cmd_fit, "compare": cmd_compare,
                 "demo": cmd_demo}
+    commands.update({name: lambda a, t=task: t.run(a, _opts(a)) for name, task in TASKS.items()})
     try:
-        commands[args.command](args)
+        return commands[args.command](args) or 0
     except (ValueError, OSError, RuntimeError) as exc:
         print(f"strainer-fast: error: {exc}".splitlines()[0], file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("strainer-fast: interrupted", file=sys.stderr)
         return 130
-    return 0
 
 
 if __name__ == "__main__":

@@ -15,10 +15,11 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError
 
-__all__ = ["IMAGE_SUFFIXES", "load_image", "load_images", "list_images", "coord_grid",
+__all__ = ["IMAGE_SUFFIXES", "MAX_PIXELS", "load_image", "load_images", "list_images", "coord_grid",
            "to_target", "from_output", "mri_dir", "default_split"]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".npy")
+MAX_PIXELS = 64 * 1024 * 1024  # larger images are refused (decompression-bomb guard)
 
 
 def load_image(path: str | Path, size: int = 178, gray: bool = False) -> torch.Tensor:
@@ -33,12 +34,7 @@ def load_image(path: str | Path, size: int = 178, gray: bool = False) -> torch.T
     if path.suffix.lower() == ".npy":
         arr = _read_npy(path)
     else:
-        try:
-            with Image.open(path) as im:
-                im = im.convert("L" if im.mode in ("L", "LA", "I", "I;16", "F", "1") else "RGB")
-                arr = np.asarray(im, dtype=np.float32) / 255.0
-        except (UnidentifiedImageError, OSError) as exc:
-            raise ValueError(f"{path}: not a readable image ({exc})") from None
+        arr = _read_pil(path)
     if arr.ndim == 2:
         arr = arr[..., None]
     img = torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32))
@@ -47,13 +43,51 @@ def load_image(path: str | Path, size: int = 178, gray: bool = False) -> torch.T
     return _crop_resize(img, size)
 
 
+def _read_pil(path: Path) -> np.ndarray:
+    """Pixels [H, W] or [H, W, 3] in [0, 1]: 8-bit, 16-bit ("I;16*" / "I" scaled by 65535),
+    float ("F", must lie in [0, 1]), palette and alpha modes (alpha dropped)."""
+    try:
+        with Image.open(path) as im:
+            w, h = im.size
+            if w * h > MAX_PIXELS:
+                raise ValueError(f"{path}: {w}x{h} image exceeds the limit of {MAX_PIXELS} "
+                                 "pixels (strainer_fast.data.MAX_PIXELS)")
+            if im.mode.startswith("I;16") or im.mode == "I":
+                arr = np.asarray(im.convert("I"), dtype=np.float64)
+                if arr.min() < 0 or arr.max() > 65535:
+                    raise ValueError(f"{path}: integer pixels outside 0..65535")
+                return (arr / (255.0 if im.mode == "I" and arr.max() <= 255 else 65535.0)
+                        ).astype(np.float32)
+            if im.mode == "F":
+                arr = np.asarray(im, dtype=np.float32)
+                if not np.isfinite(arr).all() or arr.min() < 0 or arr.max() > 1:
+                    raise ValueError(f"{path}: float pixels must be finite and in [0, 1]")
+                return arr
+            im = im.convert("L" if im.mode in ("L", "LA", "1") else "RGB")
+            return np.asarray(im, dtype=np.float32) / 255.0
+    except ValueError:
+        raise
+    except (UnidentifiedImageError, Image.DecompressionBombError) as exc:
+        raise ValueError(f"{path}: not a readable image ({exc})") from None
+    except Exception as exc:  # truncated / corrupt data: PIL raises OSError, SyntaxError, ...
+        raise ValueError(f"{path}: corrupt or truncated image ({type(exc).__name__}: {exc})"
+                         ) from None
+
+
 def _read_npy(path: Path) -> np.ndarray:
     try:
-        arr = np.load(path, allow_pickle=False)
-    except (ValueError, OSError) as exc:
-        raise ValueError(f"{path}: not a readable .npy file ({exc})") from None
+        arr = np.load(path, allow_pickle=False, mmap_mode="r")  # header first: size check
+    except Exception as exc:  # noqa: BLE001  truncated / foreign / pickled files
+        raise ValueError(f"{path}: not a readable .npy file ({type(exc).__name__}: {exc})"
+                         ) from None
     if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[-1] not in (1, 3)):
         raise ValueError(f"{path}: expected an [H, W] or [H, W, 1|3] array, got {arr.shape}")
+    if min(arr.shape[:2]) < 1:
+        raise ValueError(f"{path}: empty image ({arr.shape[1]}x{arr.shape[0]} pixels)")
+    if arr.shape[0] * arr.shape[1] > MAX_PIXELS:
+        raise ValueError(f"{path}: {arr.shape[1]}x{arr.shape[0]} image exceeds the limit of "
+                         f"{MAX_PIXELS} pixels (strainer_fast.data.MAX_PIXELS)")
+    arr = np.array(arr)
     if arr.dtype == np.uint8:
         return arr.astype(np.float32) / 255.0
     if not np.issubdtype(arr.dtype, np.floating):

@@ -7,11 +7,28 @@ from pathlib import Path
 
 import torch
 
+from . import distributed
 from .checkpoint import save_checkpoint
 from .fit import train_loop
 from .models import Strainer, resolve_device
+from .resilience import TrainGuard
 
-__all__ = ["pretrain"]
+__all__ = ["pretrain", "initial_strainer"]
+
+
+def initial_strainer(total: int, start: int, stop: int, **config) -> Strainer:
+    """The initial ``Strainer`` of signals [start, stop) of a ``total``-signal run: the same
+    encoder and decoder values as ``Strainer(total, **config)`` (one seeded draw of all
+    decoders, then sliced; transient memory for all decoders). ``config``: ``Strainer``
+    arguments (width, layers, shared, w0, seed, ...)."""
+    full = Strainer(total, **config)
+    if (start, stop) == (0, total):
+        return full
+    dec = [(w[start:stop].detach(), b[start:stop].detach()) for w, b in zip(full.dec_w, full.dec_b)]
+    return Strainer.from_layers(full.encoder_layers() + dec, w0=config.get("w0", 30.0),
+                                shared=full.config["shared"],
+                                backend=config.get("backend", "auto"),
+                                precision=config.get("precision", "exact"))
 
 
 def pretrain(
@@ -30,23 +47,45 @@ def pretrain(
     progress: bool = True,
     out: str | Path | None = None,
     names: Sequence[str] | None = None,
+    shard: tuple[int, int, int] | None = None,
+    guard: TrainGuard | None = None,
 ) -> Strainer:
     """Trains a ``Strainer`` on images [S, H, W, C] in [0, 1] (paper: Adam, lr 1e-4, 5000
     steps, loss = sum over images of per-image MSE, one batched forward per step).
 
     Returns the model; with ``out`` also saves it as a checkpoint whose metadata holds the
     training image ``names``, ``steps`` and ``seed``.
+
+    Under ``torch.distributed`` (see ``distributed``), ``shard = (start, stop, total)``
+    says that ``images`` are signals [start, stop) of ``total`` (default: this rank's block
+    of ``images``); each rank trains its own decoders, encoder gradients are summed over
+    ranks, ``names`` lists all ``total`` signals, and rank 0 gathers every decoder and
+    writes ``out``. The returned model holds this rank's decoders. ``guard``: checkpoint /
+    resume / divergence policy (``resilience.TrainGuard``).
     """
     if images.dim() != 4:
         raise ValueError(f"images must be [S, H, W, C], got shape {tuple(images.shape)}")
     dev = resolve_device(device)
+    rank, world = distributed.rank_world()
+    if shard is None:
+        start, stop = distributed.shard(images.shape[0], rank, world)
+        images, shard = images[start:stop], (start, stop, images.shape[0])
+    start, stop, total = shard
+    if stop - start != images.shape[0]:
+        raise ValueError(f"shard {shard} does not match {images.shape[0]} images")
     torch.manual_seed(seed)
-    model = Strainer(images.shape[0], in_features=2, out_features=images.shape[-1], width=width,
-                     layers=layers, shared=shared, w0=w0, seed=seed, backend=backend,
-                     precision=precision).to(dev)
-    train_loop(model, images.to(dev, torch.float32), steps, lr, progress=progress,
-               desc=f"pretrain STRAINER-{images.shape[0]}")
+    model = initial_strainer(total, start, stop, in_features=2, out_features=images.shape[-1],
+                             width=width, layers=layers, shared=shared, w0=w0, seed=seed,
+                             backend=backend, precision=precision).to(dev)
+    train_loop(model, images.to(dev, torch.float32), steps, lr, progress=progress and rank == 0,
+               desc=f"pretrain STRAINER-{total}", guard=guard,
+               sync=distributed.EncoderGradSync() if world > 1 else None)
     if out is not None:
-        save_checkpoint(model, out, signals=list(names or []), steps=steps, seed=seed, lr=lr,
-                        size=list(images.shape[1:3]))
+        dec = distributed.gather_decoders(model) if world > 1 else None
+        if rank == 0:
+            full = model if dec is None else Strainer.from_layers(
+                model.encoder_layers() + dec, w0=w0, shared=shared, backend=backend,
+                precision=precision)
+            save_checkpoint(full, out, signals=list(names or []), steps=steps, seed=seed, lr=lr,
+                            size=list(images.shape[1:3]), processes=world)
     return model

@@ -17,7 +17,7 @@ from . import __version__  # noqa: E402
 from .fit import FitResult  # noqa: E402
 from .lpips import lpips  # noqa: E402
 
-__all__ = ["method_metrics", "write_report"]
+__all__ = ["method_metrics", "plot_curves", "write_report"]
 
 
 def method_metrics(result: FitResult, names: list[str]) -> dict:
@@ -48,10 +48,12 @@ def write_report(
     title: str = "STRAINER comparison",
     notes: str = "",
     compare_step: int = 100,
+    summary: dict | None = None,
 ) -> dict:
     """Writes ``out``/{reconstructions.png, psnr.png, metrics.json, report.md}.
 
-    images: the test images [K, H, W, C] in [0, 1]; results: method -> fit of all of them.
+    images: the test images [K, H, W, C] in [0, 1]; results: method -> fit of all of them;
+    ``summary``: extra task figures stored under metrics.json's "summary".
     Returns the metrics dict written to metrics.json.
     """
     out = Path(out)
@@ -65,9 +67,11 @@ def write_report(
         "test_signals": names,
         "methods": {m: method_metrics(r, names) for m, r in results.items()},
     }
+    if summary:
+        metrics["summary"] = summary
     _add_lpips(metrics, results, images)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
-    _plot_curves(metrics["methods"], out / "psnr.png", title)
+    plot_curves(metrics["methods"], out / "psnr.png", title)
     _plot_recons(results, images, names, out / "reconstructions.png")
     _write_md(metrics, out / "report.md", notes, compare_step)
     return metrics
@@ -83,12 +87,14 @@ def _add_lpips(metrics: dict, results: dict[str, FitResult], images: torch.Tenso
         metrics["lpips"] = f"not computed: {e}"
 
 
-def _plot_curves(methods: dict, path: Path, title: str) -> None:
+def plot_curves(methods: dict, path: Path, title: str, key: str = "psnr",
+                ylabel: str = "mean test PSNR (dB)") -> None:
+    """Line plot of ``methods[name][key]`` against ``methods[name]["step"]`` to ``path``."""
     fig, ax = plt.subplots(figsize=(6, 4))
     for name, m in methods.items():
-        ax.plot(m["step"], m["psnr"], marker=".", label=name)
+        ax.plot(m["step"], m[key], marker=".", label=name)
     ax.set_xlabel("step")
-    ax.set_ylabel("mean test PSNR (dB)")
+    ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend()

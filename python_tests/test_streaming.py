@@ -1,0 +1,75 @@
+"""Streaming pretraining: groups of signals round-robin, decoders + Adam state per signal on
+disk; one group with several visits equals plain ``pretrain`` exactly."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from strainer_fast import streaming
+from strainer_fast.checkpoint import load_strainer
+from strainer_fast.data import load_images
+from strainer_fast.pretrain import pretrain
+from strainer_fast.streaming import pretrain_streaming
+
+NET = dict(width=16, layers=3, shared=2, lr=1e-3, seed=3, device="cpu", progress=False)
+
+
+@pytest.fixture(scope="module")
+def paths(tmp_path_factory):
+    root = tmp_path_factory.mktemp("stream")
+    rng = np.random.default_rng(3)
+    out = []
+    for i in range(5):
+        out.append(root / f"s{i}.png")
+        Image.fromarray((rng.random((12, 12)) * 255).astype(np.uint8)).save(out[-1])
+    return out
+
+
+def test_one_group_in_visits_equals_pretrain(paths, tmp_path):
+    images, _ = load_images(paths, 10)
+    ref = pretrain(images, steps=20, **NET)
+    got = pretrain_streaming(paths, tmp_path / "store", group_size=5, visit_steps=7, steps=20,
+                             size=10, **NET)  # visits of 7, 7, 6 steps, state via disk
+    for p, q in zip(got.parameters(), ref.parameters()):
+        assert torch.equal(p, q)
+
+
+def test_groups_round_robin_one_group_in_memory(paths, tmp_path, monkeypatch):
+    loaded = []
+    real = streaming.load_images
+
+    def spy(p, *a):
+        loaded.append(len(p))
+        return real(p, *a)
+
+    monkeypatch.setattr(streaming, "load_images", spy)
+    out = tmp_path / "enc.pt"
+    pretrain_streaming(paths, tmp_path / "store", group_size=2, visit_steps=4, steps=24,
+                       size=10, out=out, **NET)
+    assert loaded == [2, 2, 1, 2, 2, 1]  # groups {0,1}, {2,3}, {4}, twice; never all 5
+    files = sorted(p.name for p in (tmp_path / "store").iterdir())
+    assert files == [f"{i:08d}.pt" for i in range(5)]
+    sig = torch.load(tmp_path / "store" / "00000004.pt", weights_only=True)
+    assert sig["step"] == 8.0 and len(sig["exp_avg"]) == 2  # 2 visits x 4 steps
+    model = load_strainer(out, {"width": 16, "size": [10, 10]})
+    assert model.signals == 5
+    first = pretrain(load_images(paths, 10)[0], steps=0, **NET)  # the initial values
+    for w, w0 in zip(model.dec_w, first.dec_w):  # every decoder was trained
+        assert (w - w0).flatten(1).abs().amax(1).min() > 0
+    assert not torch.equal(model.enc_w[0], first.enc_w[0])
+
+
+def test_cli_group_size(paths, tmp_path, capsys):
+    from strainer_fast.cli import main
+
+    out = tmp_path / "enc.pt"
+    tiny = ["--size", "10", "--width", "16", "--layers", "3", "--shared", "2", "--steps", "6",
+            "--no-progress", "--device", "cpu", "--data", str(paths[0].parent), "--out", str(out)]
+    assert main(["pretrain", *tiny, "--group-size", "2", "--visit-steps", "2"]) == 0
+    assert len(list((tmp_path / "enc.pt.decoders").iterdir())) == 5
+    assert load_strainer(out).signals == 5
+    assert main(["pretrain", *tiny, "--group-size", "2", "--resume"]) == 2
+    assert "cannot be combined" in capsys.readouterr().err

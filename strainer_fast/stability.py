@@ -1,0 +1,186 @@
+"""Opt-in stabilised test-time fitting, and statistics of PSNR drops while fitting.
+
+Fitting a SIREN with Adam (lr 1e-4) sometimes loses several dB in a few steps and takes
+many steps to recover. ``train_loop(..., stabilize=MODE)`` picks one of ``STABILIZE``:
+
+- ``"off"``: the paper's plain Adam (default);
+- ``"cosine"``: linear learning-rate warm-up over the first 5% of the steps, then cosine
+  decay to 10% of the base rate;
+- ``"clip"``: per-network gradient-norm clipping at 3x that network's running mean norm;
+- ``"revert"``: when a network's training PSNR falls more than 1 dB below its best so far,
+  its weights and Adam moments go back to the best iterate and its step size is halved.
+
+``"clip"`` and ``"revert"`` act per network and need independent networks (``shared=0``,
+as in ``fit_many``), so K batched fits stay equal to K separate ones.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from .models import Strainer
+
+__all__ = ["STABILIZE", "Stabilizer", "make_stabilizer", "find_drops", "drop_stats"]
+
+STABILIZE = ("off", "cosine", "clip", "revert")
+
+
+def find_drops(curve, threshold_db: float = 1.0) -> list[dict]:
+    """Drops in one PSNR-vs-step curve [T] (dB).
+
+    A drop episode runs from the first step below the best PSNR so far until the curve gets
+    back to that best (or ends); it counts when its depth (best - lowest PSNR in it) exceeds
+    ``threshold_db``. Returns one dict per drop: start and end index (end exclusive),
+    depth_db, steps (length) and recovered (bool).
+    """
+    c = np.asarray(curve, dtype=np.float64)
+    if c.ndim != 1:
+        raise ValueError(f"curve must be 1-D, got shape {c.shape}")
+    if c.size == 0:
+        return []
+    below = np.maximum.accumulate(c) - c
+    inside = np.concatenate([[False], below > 0, [False]])
+    edges = np.flatnonzero(inside[1:] != inside[:-1])
+    starts, ends = edges[0::2], edges[1::2]
+    if starts.size == 0:
+        return []
+    depths = np.maximum.reduceat(below, starts)
+    return [dict(start=int(s), end=int(e), depth_db=float(d), steps=int(e - s),
+                 recovered=bool(e < c.size))
+            for s, e, d in zip(starts, ends, depths) if d > threshold_db]
+
+
+def drop_stats(curves, threshold_db: float = 1.0) -> dict:
+    """Summary over curves [T, K] (dB, one column per signal): per-signal drop counts,
+    all drop depths (dB), steps spent in drops, and final / best PSNR per signal."""
+    c = np.asarray(curves, dtype=np.float64)
+    if c.ndim != 2:
+        raise ValueError(f"curves must be [T, K], got shape {c.shape}")
+    per = [find_drops(c[:, k], threshold_db) for k in range(c.shape[1])]
+    depths = [d["depth_db"] for drops in per for d in drops]
+    return dict(threshold_db=threshold_db, count=[len(d) for d in per], depths_db=depths,
+                max_depth_db=max(depths, default=0.0),
+                steps_in_drops=[sum(d["steps"] for d in drops) for drops in per],
+                final_psnr=c[-1].tolist(), best_psnr=c.max(0).tolist())
+
+
+class Stabilizer:
+    """Plain Adam (``"off"``). ``train_loop`` calls ``before_step`` after the backward pass
+    and ``after_step`` after ``opt.step()``, with the step's per-network MSE [S]."""
+
+    def __init__(self, model: torch.nn.Module, opt: torch.optim.Optimizer, steps: int) -> None:
+        self.model, self.opt, self.steps = model, opt, steps
+        self.params = [p for g in opt.param_groups for p in g["params"]]
+
+    def before_step(self, step: int, mse: torch.Tensor) -> None:
+        pass
+
+    def after_step(self, step: int, mse: torch.Tensor) -> None:
+        pass
+
+
+class _Cosine(Stabilizer):
+    def __init__(self, model, opt, steps) -> None:
+        super().__init__(model, opt, steps)
+        self.base = [g["lr"] for g in opt.param_groups]
+        self.warmup = max(1, steps // 20)
+
+    def before_step(self, step, mse) -> None:
+        if step <= self.warmup:
+            f = step / self.warmup
+        else:
+            t = (step - self.warmup) / max(1, self.steps - self.warmup)
+            f = 0.1 + 0.45 * (1 + math.cos(math.pi * t))
+        for g, lr in zip(self.opt.param_groups, self.base):
+            g["lr"] = lr * f
+
+
+def _per_signal(model: torch.nn.Module, mode: str) -> None:
+    if not isinstance(model, Strainer) or len(model.enc_w):
+        raise ValueError(f"stabilize={mode!r} needs independent networks (Strainer, shared=0)")
+
+
+def _bcast(v: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
+    return v.reshape(-1, *([1] * (p.dim() - 1)))
+
+
+class _Clip(Stabilizer):
+    factor, beta = 3.0, 0.99
+
+    def __init__(self, model, opt, steps) -> None:
+        super().__init__(model, opt, steps)
+        _per_signal(model, "clip")
+        self.mean: torch.Tensor | None = None
+
+    def before_step(self, step, mse) -> None:
+        grads = [p.grad for p in self.params if p.grad is not None]
+        norm = torch.stack([g.pow(2).flatten(1).sum(1) for g in grads]).sum(0).sqrt()
+        if self.mean is None:
+            self.mean = norm.clone()
+        scale = (self.factor * self.mean / norm.clamp_min(1e-30)).clamp(max=1.0)
+        for g in grads:
+            g.mul_(_bcast(scale, g))
+        self.mean.mul_(self.beta).add_((1 - self.beta) * norm * scale)
+
+
+class _Revert(Stabilizer):
+    drop_db, lr_factor = 1.0, 0.5
+
+    def __init__(self, model, opt, steps) -> None:
+        super().__init__(model, opt, steps)
+        _per_signal(model, "revert")
+        self.best = torch.full((model.signals,), -math.inf, device=self.params[0].device)
+        self.scale = torch.ones_like(self.best)
+        self.snap = [p.detach().clone() for p in self.params]
+        self.snap_m = [torch.zeros_like(p) for p in self.params]
+        self.snap_v = [torch.zeros_like(p) for p in self.params]
+        self.prev = [torch.empty_like(p) for p in self.params]
+        self.dropped = torch.zeros_like(self.best, dtype=torch.bool)
+        self.reverts = 0
+
+    def before_step(self, step, mse) -> None:
+        # mse belongs to the weights before this step's update.
+        cur = 10 * torch.log10(4 / mse.detach().clamp_min(1e-30))
+        better = cur > self.best
+        self.dropped = cur < self.best - self.drop_db
+        self.best = torch.where(better, cur, self.best)
+        with torch.no_grad():
+            for i, p in enumerate(self.params):
+                self.prev[i].copy_(p)
+                if better.any():
+                    state = self.opt.state.get(p, {})
+                    m = _bcast(better, p)
+                    self.snap[i].copy_(torch.where(m, p, self.snap[i]))
+                    if "exp_avg" in state:
+                        self.snap_m[i].copy_(torch.where(m, state["exp_avg"], self.snap_m[i]))
+                        self.snap_v[i].copy_(torch.where(m, state["exp_avg_sq"],
+                                                         self.snap_v[i]))
+
+    def after_step(self, step, mse) -> None:
+        self.scale = torch.where(self.dropped, self.scale * self.lr_factor, self.scale)
+        self.reverts += int(self.dropped.sum())
+        with torch.no_grad():
+            for i, p in enumerate(self.params):
+                # per-network step size: scale this step's update
+                p.copy_(self.prev[i] + _bcast(self.scale, p) * (p - self.prev[i]))
+                if self.dropped.any():
+                    m = _bcast(self.dropped, p)
+                    state = self.opt.state[p]
+                    p.copy_(torch.where(m, self.snap[i], p))
+                    state["exp_avg"].copy_(torch.where(m, self.snap_m[i], state["exp_avg"]))
+                    state["exp_avg_sq"].copy_(torch.where(m, self.snap_v[i],
+                                                          state["exp_avg_sq"]))
+
+
+_MODES = {"off": Stabilizer, "cosine": _Cosine, "clip": _Clip, "revert": _Revert}
+
+
+def make_stabilizer(mode: str, model: torch.nn.Module, opt: torch.optim.Optimizer,
+                    steps: int) -> Stabilizer:
+    """The stabiliser for ``mode`` (one of ``STABILIZE``)."""
+    if mode not in _MODES:
+        raise ValueError(f"stabilize must be one of {STABILIZE}, got {mode!r}")
+    return _MODES[mode](model, opt, steps)
