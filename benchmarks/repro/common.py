@@ -18,6 +18,7 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
@@ -118,6 +119,15 @@ def save_json(out: Path, name: str, data: dict) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     (out / f"{name}.json").write_text(json.dumps(data, indent=1))
     return data
+
+
+def finish(fig, out: Path, name: str, data: dict) -> dict:
+    """Saves an item's figure as ``out/name.png`` and its measurements as ``out/name.json``."""
+    fig.tight_layout()
+    out.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out / f"{name}.png", dpi=110)
+    plt.close(fig)
+    return save_json(out, name, data)
 
 
 def mean_curve(psnr: list[list[float]]) -> list[float]:

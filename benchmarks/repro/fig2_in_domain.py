@@ -44,10 +44,7 @@ def run(cfg: dict, out: Path) -> dict:
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
     fig.suptitle(f"In-domain fitting: {label}, {cfg['size']}px, width {cfg['width']}")
-    fig.tight_layout()
-    fig.savefig(out / f"{NAME}.png", dpi=110)
-    plt.close(fig)
-    return common.save_json(out, NAME, data)
+    return common.finish(fig, out, NAME, data)
 
 
 if __name__ == "__main__":

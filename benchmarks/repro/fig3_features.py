@@ -86,10 +86,7 @@ def run(cfg: dict, out: Path) -> dict:
         ax.set_yticks([])
     fig.suptitle(f"Encoder features (PC1) and reconstruction log power spectrum: "
                  f"{test_names[0]}", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(out / f"{NAME}.png", dpi=110)
-    plt.close(fig)
-    return common.save_json(out, NAME, data)
+    return common.finish(fig, out, NAME, data)
 
 
 if __name__ == "__main__":

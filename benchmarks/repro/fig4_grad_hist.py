@@ -66,10 +66,7 @@ def run(cfg: dict, out: Path) -> dict:
             ax.set_xlabel("fitting step")
             ax.set_ylabel("log10 |gradient|")
     fig.suptitle("Histograms of |gradient| per step (colour: log count; line: median)")
-    fig.tight_layout()
-    fig.savefig(out / f"{NAME}.png", dpi=110)
-    plt.close(fig)
-    return common.save_json(out, NAME, data)
+    return common.finish(fig, out, NAME, data)
 
 
 if __name__ == "__main__":

@@ -36,10 +36,7 @@ def run(cfg: dict, out: Path) -> dict:
     for ax in axes:
         ax.grid(alpha=0.3)
     fig.suptitle(f"Shared-layer ablation: {label}")
-    fig.tight_layout()
-    fig.savefig(out / f"{NAME}.png", dpi=110)
-    plt.close(fig)
-    return common.save_json(out, NAME, data)
+    return common.finish(fig, out, NAME, data)
 
 
 if __name__ == "__main__":

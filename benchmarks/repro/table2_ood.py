@@ -60,10 +60,7 @@ def run(cfg: dict, out: Path) -> dict:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     fig.suptitle(f"Out-of-domain fitting, {size}px, width {cfg['width']}")
-    fig.tight_layout()
-    fig.savefig(out / f"{NAME}.png", dpi=110)
-    plt.close(fig)
-    return common.save_json(out, NAME, data)
+    return common.finish(fig, out, NAME, data)
 
 
 if __name__ == "__main__":

@@ -68,10 +68,7 @@ def run(cfg: dict, out: Path) -> dict:
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
     fig.suptitle(f"Pretraining cost vs test quality ({common.machine(cfg)})", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(out / f"{NAME}.png", dpi=110)
-    plt.close(fig)
-    return common.save_json(out, NAME, data)
+    return common.finish(fig, out, NAME, data)
 
 
 if __name__ == "__main__":
