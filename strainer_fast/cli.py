@@ -28,8 +28,9 @@ from .tasks import TASKS
 __all__ = ["main", "run_compare", "DEMO_CPU", "DEMO_GPU"]
 
 # Demo configurations: the paper's on a GPU; on a CPU a reduced one (64x64, width 128),
-# measured on 2 cores: 3 min 15 s in all (with another process competing for the cores),
-# STRAINER-10 - SIREN mean test PSNR +5.1 dB at step 100 and +7.1 dB at step 300.
+# measured with `strainer-fast demo` on 2 idle cores (AMD EPYC VM): 78 s in all (3 min 15 s
+# with other jobs competing for the cores), STRAINER-10 - SIREN mean test PSNR +5.1 dB at
+# step 100 and +7.1 dB at step 300 (its report.md).
 DEMO_GPU = dict(size=178, width=256, layers=6, shared=5, pretrain_steps=5000, steps=2000,
                 log_every=100)
 DEMO_CPU = dict(size=64, width=128, layers=6, shared=5, pretrain_steps=1500, steps=300,
