@@ -1,4 +1,6 @@
-"""Command line: ``strainer-fast {pretrain,fit,compare,demo,superres,denoise,occupancy}`` (also ``python -m strainer_fast``).
+"""Command line: ``strainer-fast {pretrain,fit,compare,demo,superres,denoise,occupancy}``.
+
+Also ``python -m strainer_fast``.
 
 Errors on bad input print one line to stderr and exit with status 2.
 """
@@ -17,11 +19,11 @@ from .checkpoint import load_strainer
 from .data import default_split, list_images, load_images, mri_dir
 from .fit import INITS, FitResult, fit_many, siren_ft_init
 from .meta import META_METHODS, meta_init
-from .stability import STABILIZE
 from .models import resolve_device
 from .pretrain import pretrain
 from .report import write_report
 from .resilience import TrainGuard
+from .stability import STABILIZE
 from .streaming import pretrain_streaming
 from .tasks import TASKS
 
@@ -87,7 +89,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="strainer-fast", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="strainer-fast", description="STRAINER: transferable implicit neural "
+                     "representations on fused sine-MLP kernels")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("pretrain", help="pretrain a STRAINER encoder on a folder of images")
