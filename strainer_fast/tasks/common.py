@@ -102,7 +102,8 @@ def save_png(image: torch.Tensor | np.ndarray, path: Path) -> None:
 
 
 def task_config(args: argparse.Namespace, cpu: dict, gpu: dict) -> dict:
-    """The device's default config overridden by the given options (checked >= 1)."""
+    """The device's default config overridden by the given options (checked >= 1); the
+    logging interval (``log_every`` / ``eval_every``) is capped at ``steps``."""
     cfg = dict(gpu if resolve_device(args.device).type == "cuda" else cpu, w0=args.w0,
                lr=args.lr)
     for key in cpu:
@@ -111,7 +112,9 @@ def task_config(args: argparse.Namespace, cpu: dict, gpu: dict) -> dict:
             if value < 1:
                 raise ValueError(f"--{key.replace('_', '-')} must be >= 1, got {value}")
             cfg[key] = value
-    cfg["log_every"] = min(cfg["log_every"], cfg["steps"])
+    for key in ("log_every", "eval_every"):
+        if key in cfg:
+            cfg[key] = min(cfg[key], cfg["steps"])
     return cfg
 
 

@@ -28,7 +28,7 @@ from ..checkpoint import save_checkpoint
 from ..fit import _initial_layers, train_loop
 from ..models import Layers, Strainer, resolve_device
 from ..report import plot_curves
-from .common import TASK_INITS, cached_encoder, parse_inits, steps_to_reach
+from .common import TASK_INITS, cached_encoder, parse_inits, steps_to_reach, task_config
 from .preview import save_preview
 from .statue import statue_volume
 from .volumes import MESH_SUFFIXES, VOLUME_SUFFIXES, grid, iou, load_volume
@@ -257,19 +257,11 @@ def add_parser(sub: argparse._SubParsersAction, common: Callable) -> None:
 
 
 def _config(args: argparse.Namespace) -> dict:
-    cfg = dict(OCC_GPU if resolve_device(args.device).type == "cuda" else OCC_CPU,
-               w0=args.w0, lr=args.lr)
-    for key in OCC_CPU:
-        value = getattr(args, key, None)
-        if value is not None:
-            if value < 1:
-                raise ValueError(f"--{key.replace('_', '-')} must be >= 1, got {value}")
-            cfg[key] = value
+    cfg = task_config(args, OCC_CPU, OCC_GPU)
     if cfg["res"] < 2:
         raise ValueError(f"--res must be >= 2, got {cfg['res']}")
     if not 1 <= cfg["shared"] < cfg["layers"]:
         raise ValueError(f"--shared must be in [1, --layers - 1], got {cfg['shared']}")
-    cfg["eval_every"] = min(cfg["eval_every"], cfg["steps"])
     return cfg
 
 
