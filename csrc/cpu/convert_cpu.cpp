@@ -63,9 +63,9 @@ SF_ISA_CLONES void to_bf16_rows_portable(const float* src, int64_t lds, int64_t 
   k::to_bf16_rows(src, lds, rows, cols, dst, ldd);
 }
 
-SF_ISA_CLONES void pack_vnni_portable(const float* src, int64_t lds, bool transposed,
-                                      int64_t k_rows, int64_t n, uint16_t* dst) {
-  k::pack_vnni(src, lds, transposed, k_rows, n, dst);
+SF_ISA_CLONES void pack_vnni_portable(const float* src, int64_t lds, int64_t k_rows, int64_t n,
+                                      uint16_t* dst) {
+  k::pack_vnni(src, lds, k_rows, n, dst);
 }
 
 }  // namespace
@@ -88,21 +88,20 @@ SF_ISA_CLONES void transpose_f32(const float* src, int64_t lds, int64_t rows, in
   k::transpose_tile(src, lds, rows, cols, dst, ldd, [scale](float v) { return v * scale; });
 }
 
-void pack_vnni(const float* src, int64_t lds, bool transposed, int64_t k_rows, int64_t n,
-               uint16_t* dst) {
+void pack_vnni(const float* src, int64_t lds, int64_t k_rows, int64_t n, uint16_t* dst) {
 #ifdef SF_NATIVE_BF16
-  if (!transposed && has_native_bf16()) {
+  if (has_native_bf16()) {
     const int64_t pairs = k_rows / 2;
     for (int64_t p = 0; p < pairs; ++p) {
       pair_native(src + 2 * p * lds, src + (2 * p + 1) * lds, n, dst + 2 * p * n);
     }
     if (k_rows % 2) {  // the last row pairs with zeros
-      pack_vnni_portable(src + (k_rows - 1) * lds, lds, false, 1, n, dst + (k_rows - 1) * n);
+      pack_vnni_portable(src + (k_rows - 1) * lds, lds, 1, n, dst + (k_rows - 1) * n);
     }
     return;
   }
 #endif
-  pack_vnni_portable(src, lds, transposed, k_rows, n, dst);
+  pack_vnni_portable(src, lds, k_rows, n, dst);
 }
 
 }  // namespace strainer_fast::cpu

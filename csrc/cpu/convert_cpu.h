@@ -16,7 +16,6 @@ void to_bf16_transposed(const float* src, int64_t lds, int64_t rows, int64_t col
 void transpose_f32(const float* src, int64_t lds, int64_t rows, int64_t cols, float* dst,
                    int64_t ldd, float scale = 1.0f);
 // VNNI-packs a [k_rows, n] B operand (see kernels::pack_vnni).
-void pack_vnni(const float* src, int64_t lds, bool transposed, int64_t k_rows, int64_t n,
-               uint16_t* dst);
+void pack_vnni(const float* src, int64_t lds, int64_t k_rows, int64_t n, uint16_t* dst);
 
 }  // namespace strainer_fast::cpu

@@ -45,17 +45,15 @@ void gemm_bf16(int64_t m, int64_t n, int64_t k, const uint16_t* a, int64_t lda,
                               reinterpret_cast<const at::BFloat16*>(b_vnni), c, true);
 }
 
-// VNNI-packs `blocks` consecutive row-major B matrices [k, n] (or [n, k] when
-// transposed) from src into one bf16 tensor.
-at::Tensor pack_weights(const at::Tensor& src, int64_t blocks, int64_t k, int64_t n,
-                        bool transposed) {
+// VNNI-packs `blocks` consecutive row-major B matrices [k, n] from src into one bf16 tensor.
+at::Tensor pack_weights(const at::Tensor& src, int64_t blocks, int64_t k, int64_t n) {
   const int64_t block = round_up_even(k) * n;
   at::Tensor out = at::empty({blocks * block}, src.options().dtype(at::kShort));
   const float* sp = src.data_ptr<float>();
   auto* dp = reinterpret_cast<uint16_t*>(out.data_ptr<int16_t>());
   at::parallel_for(0, blocks, 1, [&](int64_t b0, int64_t b1) {
     for (int64_t b = b0; b < b1; ++b) {
-      pack_vnni(sp + b * k * n, transposed ? k : n, transposed, k, n, dp + b * block);
+      pack_vnni(sp + b * k * n, n, k, n, dp + b * block);
     }
   });
   return out;
@@ -147,7 +145,7 @@ std::tuple<at::Tensor, TensorVec, TensorVec> forward_impl(const at::Tensor& x_in
     if (!lowp[l]) continue;
     if constexpr (std::is_same_v<T, float>) {
       const bool cat = l == 0 && g.shared_x;
-      packed[l] = pack_weights(wt[l], cat ? 1 : S, w[l], cat ? S * w[1] : w[l + 1], false);
+      packed[l] = pack_weights(wt[l], cat ? 1 : S, w[l], cat ? S * w[1] : w[l + 1]);
     }
   }
   const auto opts = x.options();
@@ -244,7 +242,7 @@ std::tuple<at::Tensor, TensorVec, TensorVec> backward_impl(
     if (!lowp[l]) continue;
     if constexpr (std::is_same_v<T, float>) {
       const bool cat = l == 0 && g.shared_x;
-      packed[l] = pack_weights(wf[l], cat ? 1 : S, cat ? S * w[1] : w[l + 1], w[l], false);
+      packed[l] = pack_weights(wf[l], cat ? 1 : S, cat ? S * w[1] : w[l + 1], w[l]);
     }
   }
   TensorVec hid, cs;
@@ -284,7 +282,7 @@ std::tuple<at::Tensor, TensorVec, TensorVec> backward_impl(
           if (lowp[l]) {
             const int64_t kp = round_up_even(rows);
             to_bf16_transposed(dzp, ldd, rows, m, dzt_lo.data(), kp);
-            pack_vnni(in, ld_in, false, rows, n, in_lo.data());
+            pack_vnni(in, ld_in, rows, n, in_lo.data());
             gemm_bf16(m, n, rows, dzt_lo.data(), kp, in_lo.data(), dw, n, true);
             return;
           }

@@ -56,27 +56,19 @@ inline void to_bf16_transposed(const float* src, int64_t lds, int64_t rows, int6
   transpose_tile(src, lds, rows, cols, dst, ldd, to_bf16_bits);
 }
 
-// VNNI-packs B(k, j) = src[k * lds + j] (or src[j * lds + k] when `transposed`), k < K, j < N.
-// Rows are taken in pairs so the inner loop writes contiguous (even, odd) bf16 pairs.
-inline void pack_vnni(const float* src, int64_t lds, bool transposed, int64_t k_rows, int64_t n,
-                      uint16_t* dst) {
+// VNNI-packs B(k, j) = src[k * lds + j], k < K, j < N. Rows are taken in pairs so the
+// inner loop writes contiguous (even, odd) bf16 pairs; an odd last row pairs with zeros.
+inline void pack_vnni(const float* src, int64_t lds, int64_t k_rows, int64_t n, uint16_t* dst) {
   for (int64_t k = 0; k < k_rows; k += 2) {
     uint16_t* d = dst + k * n;
-    const bool pair = k + 1 < k_rows;
-    if (transposed) {
-      for (int64_t j = 0; j < n; ++j) {
-        d[2 * j] = to_bf16_bits(src[j * lds + k]);
-        d[2 * j + 1] = pair ? to_bf16_bits(src[j * lds + k + 1]) : uint16_t{0};
-      }
-    } else if (pair) {
-      const float* s0 = src + k * lds;
+    const float* s0 = src + k * lds;
+    if (k + 1 < k_rows) {
       const float* s1 = s0 + lds;
       for (int64_t j = 0; j < n; ++j) {
         d[2 * j] = to_bf16_bits(s0[j]);
         d[2 * j + 1] = to_bf16_bits(s1[j]);
       }
     } else {
-      const float* s0 = src + k * lds;
       for (int64_t j = 0; j < n; ++j) {
         d[2 * j] = to_bf16_bits(s0[j]);
         d[2 * j + 1] = 0;
