@@ -1,6 +1,12 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 
+import strainer_fast
 from strainer_fast._extension import compiled_kernel_available, import_error
 
 
@@ -22,3 +28,20 @@ requires_cpu_kernel = pytest.mark.skipif(
     not compiled_kernel_available("cpu"),
     reason=f"compiled CPU kernel not built ({import_error()})",
 )
+
+
+def cli_command(*args: str) -> list[str]:
+    """``python -m strainer_fast ARGS``."""
+    return [sys.executable, "-m", "strainer_fast", *args]
+
+
+def cli_env() -> dict[str, str]:
+    """The current environment (read at call time, so test fixtures' settings apply), with
+    the imported strainer_fast package first on the path."""
+    return dict(os.environ, PYTHONPATH=str(Path(strainer_fast.__file__).resolve().parent.parent))
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    """Runs the CLI in a subprocess; captured text output, 300 s limit."""
+    return subprocess.run(cli_command(*args), env=cli_env(), capture_output=True, text=True,
+                          timeout=300)

@@ -3,26 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-import strainer_fast
 from strainer_fast.cli import main
+from conftest import run_cli as cli
 
-ENV = dict(os.environ, PYTHONPATH=str(Path(strainer_fast.__file__).resolve().parent.parent))
 TINY = ["--size", "12", "--width", "16", "--layers", "3", "--shared", "2", "--lr", "1e-3",
         "--no-progress", "--device", "cpu"]
-
-
-def cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "strainer_fast.cli", *args], env=ENV,
-                          capture_output=True, text=True, timeout=300)
 
 
 @pytest.fixture(scope="module")

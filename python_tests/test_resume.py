@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -15,21 +14,20 @@ import pytest
 import torch
 from PIL import Image
 
-import strainer_fast
 from strainer_fast import resilience
 from strainer_fast.fit import fit_many, train_loop
 from strainer_fast.models import Strainer
 from strainer_fast.pretrain import pretrain
 from strainer_fast.resilience import TrainGuard
+from conftest import cli_command, cli_env
 
-ENV = dict(os.environ, PYTHONPATH=str(Path(strainer_fast.__file__).resolve().parent.parent))
 TINY = ["--size", "12", "--width", "16", "--layers", "3", "--shared", "2", "--lr", "1e-3",
         "--no-progress", "--device", "cpu"]
 
 
 def run(*args: str, **kw) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "strainer_fast", *args], env=ENV,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+    return subprocess.Popen(cli_command(*args), env=cli_env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, **kw)
 
 
 @pytest.fixture(scope="module")
