@@ -8,16 +8,18 @@
 
 TORCH_LIBRARY(strainer_fast, m) {
   // A stack of S sine MLPs of one shape. x: [N, in] (shared) or [S, N, in];
-  // weights[l]: [S, out_l, in_l]; biases[l]: [S, out_l]; returns the output
-  // [S, N, out] plus what backward needs (hidden activations, cosines).
+  // weights[l]: [S, out_l, in_l]; biases[l]: [S, out_l]; precision: 0 exact, 1 bf16,
+  // 2 tf32. Returns the output [S, N, out] plus what backward needs, which depends on
+  // the device: CPU: the hidden activations then the sine layers' cosines; CUDA: the
+  // sine layers' pre-activations z (sin and cos are recomputed from them).
   m.def(
       "fused_mlp_forward(Tensor x, Tensor[] weights, Tensor[] biases, float[] omegas, "
-      "bool last_linear, bool save_for_backward, int precision) -> (Tensor, Tensor[], Tensor[])");
+      "bool last_linear, bool save_for_backward, int precision) -> (Tensor out, Tensor[] saved)");
   // Returns (grad_x or an empty tensor, grad_weights, grad_biases).
   m.def(
       "fused_mlp_backward(Tensor grad_out, Tensor x, Tensor[] weights, Tensor[] biases, "
-      "Tensor[] hidden, Tensor[] cosines, float[] omegas, bool last_linear, bool need_x_grad, "
-      "int precision) -> (Tensor, Tensor[], Tensor[])");
+      "Tensor[] saved, float[] omegas, bool last_linear, bool need_x_grad, int precision) -> "
+      "(Tensor grad_x_or_empty, Tensor[] grad_weights, Tensor[] grad_biases)");
 }
 
 namespace {

@@ -10,7 +10,9 @@
 
 namespace strainer_fast {
 
-enum class Precision : int64_t { kExact = 0, kBF16 = 1 };
+// Precision codes of the ops' `precision` argument. On the CPU, kTF32 runs the exact
+// fp32 path (CPUs have no TF32); the CUDA path runs tf32/bf16 GEMMs on tensor cores.
+enum class Precision : int64_t { kExact = 0, kBF16 = 1, kTF32 = 2 };
 
 struct MlpGeometry {
   int64_t signals = 0;           // S
@@ -34,8 +36,8 @@ inline MlpGeometry check_mlp_args(const at::Tensor& x, at::TensorList weights,
               " weights but ", biases.size(), " biases");
   TORCH_CHECK(omegas.size() == weights.size(), "strainer_fast: got ", omegas.size(),
               " omegas for ", weights.size(), " layers");
-  TORCH_CHECK(precision == 0 || precision == 1, "strainer_fast: unknown precision code ",
-              precision);
+  TORCH_CHECK(precision >= 0 && precision <= 2, "strainer_fast: unknown precision code ",
+              precision, " (0 exact, 1 bf16, 2 tf32)");
   for (size_t l = 0; l < omegas.size(); ++l) {
     TORCH_CHECK(std::isfinite(omegas[l]), "strainer_fast: omega of layer ", l,
                 " is not finite (", omegas[l], ")");
@@ -80,26 +82,50 @@ inline MlpGeometry check_mlp_args(const at::Tensor& x, at::TensorList weights,
   return g;
 }
 
-// Checks the backward's grad_out and saved tensors against the geometry.
-inline void check_saved_tensors(const at::Tensor& grad, const at::Tensor& x, at::TensorList hidden,
-                                at::TensorList cosines, bool last_linear,
-                                const MlpGeometry& g) {
-  auto check = [&](const at::Tensor& t, int64_t width, const char* what, int64_t l) {
-    TORCH_CHECK(t.sizes() == at::IntArrayRef({g.signals, g.points, width}) &&
-                    t.scalar_type() == x.scalar_type() && t.device() == x.device(),
-                "strainer_fast: ", what, " of layer ", l, " must be [", g.signals, ", ", g.points,
-                ", ", width, "] ", x.scalar_type(), " on ", x.device(), ", got ", t.sizes(), " ",
-                t.scalar_type(), " on ", t.device());
-  };
-  const int64_t n_sine = last_linear ? g.layers - 1 : g.layers;
-  TORCH_CHECK(static_cast<int64_t>(hidden.size()) == g.layers - 1 &&
-                  static_cast<int64_t>(cosines.size()) == n_sine,
-              "strainer_fast: backward got ", hidden.size(), " hidden and ", cosines.size(),
-              " cosine tensors for ", g.layers, " layers");
-  check(grad, g.widths.back(), "grad_out", g.layers - 1);
-  for (int64_t l = 0; l + 1 < g.layers; ++l) check(hidden[l], g.widths[l + 1], "hidden", l);
-  for (int64_t l = 0, i = 0; l < g.layers; ++l) {
-    if (g.sine(l, last_linear)) check(cosines[i++], g.widths[l + 1], "cosine", l);
+// Checks that t is [S, N, width] of x's dtype and device.
+inline void check_activation(const at::Tensor& t, const at::Tensor& x, int64_t width,
+                             const char* what, int64_t l, const MlpGeometry& g) {
+  TORCH_CHECK(t.sizes() == at::IntArrayRef({g.signals, g.points, width}) &&
+                  t.scalar_type() == x.scalar_type() && t.device() == x.device(),
+              "strainer_fast: ", what, " of layer ", l, " must be [", g.signals, ", ", g.points,
+              ", ", width, "] ", x.scalar_type(), " on ", x.device(), ", got ", t.sizes(), " ",
+              t.scalar_type(), " on ", t.device());
+}
+
+inline int64_t sine_layers(const MlpGeometry& g, bool last_linear) {
+  return last_linear ? g.layers - 1 : g.layers;
+}
+
+// Checks grad_out and the saved tensors of the CPU kernel: the hidden activations
+// (layers 0..L-2) followed by the cosines of the sine layers.
+inline void check_saved_hidden_cosines(const at::Tensor& grad, const at::Tensor& x,
+                                       at::TensorList saved, bool last_linear,
+                                       const MlpGeometry& g) {
+  const int64_t n_sine = sine_layers(g, last_linear);
+  TORCH_CHECK(static_cast<int64_t>(saved.size()) == g.layers - 1 + n_sine,
+              "strainer_fast: backward got ", saved.size(), " saved tensors for ", g.layers,
+              " layers (expected ", g.layers - 1, " hidden and ", n_sine, " cosine tensors)");
+  check_activation(grad, x, g.widths.back(), "grad_out", g.layers - 1, g);
+  for (int64_t l = 0; l + 1 < g.layers; ++l) {
+    check_activation(saved[l], x, g.widths[l + 1], "hidden", l, g);
+  }
+  for (int64_t l = 0, i = g.layers - 1; l < g.layers; ++l) {
+    if (g.sine(l, last_linear)) check_activation(saved[i++], x, g.widths[l + 1], "cosine", l, g);
+  }
+}
+
+// Checks grad_out and the saved tensors of the CUDA kernel: the pre-activation z of
+// every sine layer.
+inline void check_saved_preactivations(const at::Tensor& grad, const at::Tensor& x,
+                                       at::TensorList saved, bool last_linear,
+                                       const MlpGeometry& g) {
+  const int64_t n_sine = sine_layers(g, last_linear);
+  TORCH_CHECK(static_cast<int64_t>(saved.size()) == n_sine, "strainer_fast: backward got ",
+              saved.size(), " saved tensors for ", g.layers, " layers (expected ", n_sine,
+              " pre-activations)");
+  check_activation(grad, x, g.widths.back(), "grad_out", g.layers - 1, g);
+  for (int64_t l = 0; l < n_sine; ++l) {
+    check_activation(saved[l], x, g.widths[l + 1], "pre-activation", l, g);
   }
 }
 

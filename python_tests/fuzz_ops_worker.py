@@ -75,7 +75,7 @@ def case(i: int) -> str:
             f"b={[(tuple(b.shape), str(b.dtype), str(b.device)) for b in biases]} "
             f"omegas={omegas} last_linear={last_linear}")
     print(f"case {i}: {desc}", flush=True)
-    precision = rng.choice([0, 0, 1, 2, -1])
+    precision = rng.choice([0, 0, 1, 2, 3, -1])
     if kind == "public":
         fn = rng.choice([ops.batched_sine_mlp, ops.sine_mlp])
         ws = [w[0] if w.dim() == 3 and fn is ops.sine_mlp else w for w in weights]
@@ -90,9 +90,9 @@ def case(i: int) -> str:
                   for _ in range(rng.choice([0, len(weights), len(weights) + 1]))]
         cosines = [tensor(rng, list(h.shape)) for h in hidden[: rng.choice([0, len(hidden)])]]
         grad_out = tensor(rng, [rng.choice([1, 2, 3]), dim(rng), dim(rng) or 1])
-        torch.ops.strainer_fast.fused_mlp_backward(grad_out, x, weights, biases, hidden, cosines,
-                                                   omegas, last_linear, rng.random() < 0.5,
-                                                   precision)
+        torch.ops.strainer_fast.fused_mlp_backward(grad_out, x, weights, biases,
+                                                   hidden + cosines, omegas, last_linear,
+                                                   rng.random() < 0.5, precision)
     return desc
 
 

@@ -109,12 +109,28 @@ def test_compiled_op_validates_arguments(args, match):
 @requires_cpu_kernel
 def test_compiled_backward_validates_saved_tensors():
     x, w, b = torch.rand(4, 2), [torch.rand(1, 3, 2), torch.rand(1, 1, 3)], [torch.rand(1, 3), torch.rand(1, 1)]
+    bwd = torch.ops.strainer_fast.fused_mlp_backward
+    # CPU saved layout: hidden activations (L - 1), then the sine layers' cosines.
     with pytest.raises(RuntimeError, match=r"grad_out of layer 1 must be \[1, 4, 1\]"):
-        torch.ops.strainer_fast.fused_mlp_backward(
-            torch.rand(1, 5, 1), x, w, b, [torch.rand(1, 4, 3)], [torch.rand(1, 4, 3)], [1.0, 1.0], True, False, 0)
-    with pytest.raises(RuntimeError, match="backward got 0 hidden"):
-        torch.ops.strainer_fast.fused_mlp_backward(
-            torch.rand(1, 4, 1), x, w, b, [], [torch.rand(1, 4, 3)], [1.0, 1.0], True, False, 0)
+        bwd(torch.rand(1, 5, 1), x, w, b, [torch.rand(1, 4, 3), torch.rand(1, 4, 3)], [1.0, 1.0], True, False, 0)
+    with pytest.raises(RuntimeError, match="backward got 1 saved tensors"):
+        bwd(torch.rand(1, 4, 1), x, w, b, [torch.rand(1, 4, 3)], [1.0, 1.0], True, False, 0)
     with pytest.raises(RuntimeError, match="hidden of layer 0 must be"):
-        torch.ops.strainer_fast.fused_mlp_backward(
-            torch.rand(1, 4, 1), x, w, b, [torch.rand(1, 4, 2)], [torch.rand(1, 4, 3)], [1.0, 1.0], True, False, 0)
+        bwd(torch.rand(1, 4, 1), x, w, b, [torch.rand(1, 4, 2), torch.rand(1, 4, 3)], [1.0, 1.0], True, False, 0)
+    with pytest.raises(RuntimeError, match="cosine of layer 0 must be"):
+        bwd(torch.rand(1, 4, 1), x, w, b, [torch.rand(1, 4, 3), torch.rand(1, 4, 3).double()], [1.0, 1.0], True,
+            False, 0)
+    with pytest.raises(RuntimeError, match="unknown precision code 3"):
+        bwd(torch.rand(1, 4, 1), x, w, b, [torch.rand(1, 4, 3), torch.rand(1, 4, 3)], [1.0, 1.0], True, False, 3)
+
+
+@requires_cpu_kernel
+def test_tf32_code_runs_exact_on_cpu():
+    """Precision code 2 (tf32) is accepted by the raw CPU op and computes the exact path."""
+    x, w, b = torch.rand(6, 2), [torch.rand(2, 5, 2), torch.rand(2, 3, 5)], [torch.rand(2, 5), torch.rand(2, 3)]
+    fwd = torch.ops.strainer_fast.fused_mlp_forward
+    out2, saved2 = fwd(x, w, b, [30.0, 30.0], True, True, 2)
+    out0, saved0 = fwd(x, w, b, [30.0, 30.0], True, True, 0)
+    assert torch.equal(out2, out0) and all(torch.equal(a, c) for a, c in zip(saved2, saved0))
+    with pytest.raises(RuntimeError, match="tf32' needs float32"):
+        fwd(x.double(), [t.double() for t in w], [t.double() for t in b], [30.0, 30.0], True, False, 2)

@@ -243,9 +243,10 @@ def test_no_zero_gradients_for_saved_outputs():
     """The forward's saved tensors are not differentiable outputs (no zero-filled grads)."""
     ws, bs = siren_layers([2, 16, 16, 3])
     w = with_grads(*ws)
-    out, hidden, cosines = torch.ops.strainer_fast.fused_mlp_forward(
+    out, saved = torch.ops.strainer_fast.fused_mlp_forward(
         torch.rand(10, 2), [t[None] for t in w], [t[None] for t in bs], [W0] * 3, True, True, 0)
-    assert out.requires_grad and not any(t.requires_grad for t in hidden + cosines)
+    assert len(saved) == 2 + 2  # CPU: two hidden activations, two cosines
+    assert out.requires_grad and not any(t.requires_grad for t in saved)
 
 
 def _rel_err(a, b):
@@ -318,9 +319,13 @@ def test_bf16_mode_needs_float32_and_warns_without_cpu_support(monkeypatch):
     torch.testing.assert_close(out, ops.sine_mlp(x, ws, bs, [W0, W0], True))
 
 
-def test_bf16_opcheck():
+@pytest.mark.parametrize("code", [1, 2], ids=["bf16", "tf32"])
+def test_low_precision_opcheck(code):
+    """Raw op with precision codes 1 (bf16) and 2 (tf32, the exact path on a CPU)."""
+    if code == 1 and not ops.CPU_HAS_NATIVE_BF16:
+        pytest.skip("CPU without bf16 instructions (the raw op has no fallback)")
     ws, bs = siren_layers([32, 48, 2], 2)
     args = (with_grads(torch.rand(9, 32))[0], with_grads(*ws), with_grads(*bs), [W0, W0], True,
-            True, ops.PRECISIONS["bf16"])
+            True, code)
     torch.library.opcheck(torch.ops.strainer_fast.fused_mlp_forward.default, args,
                           test_utils=("test_schema", "test_faketensor", "test_autograd_registration"))

@@ -50,51 +50,54 @@ def _layout(x, weights, last_linear):
 
 
 def _forward_fake(x, weights, biases, omegas, last_linear, save, precision):
+    """out [S, N, out] and the saved tensors, whose layout depends on the device: on CUDA the
+    sine layers' pre-activations z; elsewhere (CPU) the hidden activations, then the cosines."""
     signals, points, widths, sine = _layout(x, weights, last_linear)
     out = x.new_empty((signals, points, widths[-1]))
     if not save:
-        return out, [], []
+        return out, []
+    sine_widths = [w for w, s in zip(widths, sine) if s]
+    if x.device.type == "cuda":
+        return out, [x.new_empty((signals, points, w)) for w in sine_widths]
     hidden = [x.new_empty((signals, points, w)) for w in widths[:-1]]
-    cosines = [x.new_empty((signals, points, w)) for w, s in zip(widths, sine) if s]
-    return out, hidden, cosines
+    return out, hidden + [x.new_empty((signals, points, w)) for w in sine_widths]
 
 
-def _backward_fake(grad, x, weights, biases, hidden, cosines, omegas, last_linear, need_x, prec):
+def _backward_fake(grad, x, weights, biases, saved, omegas, last_linear, need_x, precision):
     grad_x = x.new_empty(x.shape) if need_x else x.new_empty((0,))
     return grad_x, [w.new_empty(w.shape) for w in weights], [b.new_empty(b.shape) for b in biases]
 
 
 def _setup_context(ctx, inputs, output):
     x, weights, biases, omegas, last_linear, save, precision = inputs
-    _, hidden, cosines = output
+    _, saved = output
     if not save and ctx.needs_input_grad is not None and any(ctx.needs_input_grad[:3]):
         raise RuntimeError("strainer_fast: forward was called without save_for_backward")
-    # hidden/cosines are outputs only for backward: without these, autograd would fill a
+    # The saved tensors are outputs only for backward: without these, autograd would fill a
     # zero gradient for each of them on every backward pass.
-    ctx.mark_non_differentiable(*hidden, *cosines)
+    ctx.mark_non_differentiable(*saved)
     ctx.set_materialize_grads(False)
-    ctx.save_for_backward(x, *weights, *biases, *hidden, *cosines)
-    ctx.layout = (len(weights), len(hidden), omegas, last_linear, precision)
+    ctx.save_for_backward(x, *weights, *biases, *saved)
+    ctx.layout = (len(weights), omegas, last_linear, precision)
 
 
-def _backward(ctx, grad_out, _grad_hidden, _grad_cosines):
+def _backward(ctx, grad_out, _grad_saved):
     if torch.is_grad_enabled():
         raise RuntimeError(
             "strainer_fast: double backward (create_graph=True) through the fused sine-MLP ops "
             "is not supported; use backend='reference' for higher-order gradients"
         )
-    n_layers, n_hidden, omegas, last_linear, precision = ctx.layout
+    n_layers, omegas, last_linear, precision = ctx.layout
     if grad_out is None:  # undefined output gradient (materialisation is off): no gradients
         return None, [None] * n_layers, [None] * n_layers, None, None, None, None
-    saved = ctx.saved_tensors
-    x = saved[0]
-    weights = list(saved[1 : 1 + n_layers])
-    biases = list(saved[1 + n_layers : 1 + 2 * n_layers])
-    hidden = list(saved[1 + 2 * n_layers : 1 + 2 * n_layers + n_hidden])
-    cosines = list(saved[1 + 2 * n_layers + n_hidden :])
+    tensors = ctx.saved_tensors
+    x = tensors[0]
+    weights = list(tensors[1 : 1 + n_layers])
+    biases = list(tensors[1 + n_layers : 1 + 2 * n_layers])
+    saved = list(tensors[1 + 2 * n_layers :])
     need_x = bool(ctx.needs_input_grad[0])
     grad_x, grad_w, grad_b = torch.ops.strainer_fast.fused_mlp_backward(
-        grad_out, x, weights, biases, hidden, cosines, omegas, last_linear, need_x, precision
+        grad_out, x, weights, biases, saved, omegas, last_linear, need_x, precision
     )
     return (grad_x if need_x else None), grad_w, grad_b, None, None, None, None
 

@@ -97,9 +97,9 @@ def _fused(x, weights, biases, omegas, last_linear, precision):
     save = torch.is_grad_enabled() and any(
         t.requires_grad for t in (x, *weights, *biases)
     )
-    out, _, _ = torch.ops.strainer_fast.fused_mlp_forward(
+    out = torch.ops.strainer_fast.fused_mlp_forward(
         x, weights, biases, omegas, last_linear, save, precision
-    )
+    )[0]
     return out
 
 

@@ -124,7 +124,7 @@ int64_t num_chunks(int64_t tiles) {
 }
 
 template <typename T>
-std::tuple<at::Tensor, TensorVec, TensorVec> forward_impl(const at::Tensor& x_in,
+std::tuple<at::Tensor, TensorVec> forward_impl(const at::Tensor& x_in,
                                                           at::TensorList weights,
                                                           at::TensorList biases,
                                                           at::ArrayRef<double> omegas,
@@ -157,7 +157,13 @@ std::tuple<at::Tensor, TensorVec, TensorVec> forward_impl(const at::Tensor& x_in
       if (g.sine(l, last_linear)) cosines.push_back(pooled_empty({S, N, w[l + 1]}, opts));
     }
   }
-  if (N == 0) return {out, hidden, cosines};
+  // saved = hidden activations, then cosines (the backward's layout).
+  auto result = [&] {
+    TensorVec saved = hidden;
+    saved.insert(saved.end(), cosines.begin(), cosines.end());
+    return std::make_tuple(out, saved);
+  };
+  if (N == 0) return result();
 
   const int64_t maxw = g.max_width();
   const int64_t zcat_cols = g.shared_x ? S * w[1] : 0;
@@ -223,14 +229,16 @@ std::tuple<at::Tensor, TensorVec, TensorVec> forward_impl(const at::Tensor& x_in
       }
     }
   });
-  return {out, hidden, cosines};
+  return result();
 }
 
 template <typename T>
 std::tuple<at::Tensor, TensorVec, TensorVec> backward_impl(
     const at::Tensor& grad_in, const at::Tensor& x_in, at::TensorList weights,
-    at::TensorList hidden, at::TensorList cosines, at::ArrayRef<double> omegas, bool last_linear,
-    bool need_x_grad, int64_t precision, const MlpGeometry& g) {
+    at::TensorList saved, at::ArrayRef<double> omegas, bool last_linear, bool need_x_grad,
+    int64_t precision, const MlpGeometry& g) {
+  const at::TensorList hidden = saved.slice(0, g.layers - 1);
+  const at::TensorList cosines = saved.slice(g.layers - 1);
   const int64_t S = g.signals, N = g.points, L = g.layers;
   const auto& w = g.widths;
   const at::Tensor x = x_in.contiguous();
@@ -401,13 +409,15 @@ std::tuple<at::Tensor, TensorVec, TensorVec> backward_impl(
   return {grad_x, grad_w, grad_b};
 }
 
+// tf32 (code 2) runs the exact path here: CPUs have no TF32.
 void check_cpu(const at::Tensor& x, int64_t precision) {
   TORCH_CHECK(x.device().is_cpu(), "strainer_fast: the CPU kernel got a tensor on ", x.device());
   TORCH_CHECK(precision == 0 || x.scalar_type() == at::kFloat,
-              "strainer_fast: precision='bf16' needs float32 tensors, got ", x.scalar_type());
+              "strainer_fast: precision='", precision == 1 ? "bf16" : "tf32",
+              "' needs float32 tensors, got ", x.scalar_type());
 }
 
-std::tuple<at::Tensor, TensorVec, TensorVec> fused_mlp_forward_cpu(
+std::tuple<at::Tensor, TensorVec> fused_mlp_forward_cpu(
     const at::Tensor& x, at::TensorList weights, at::TensorList biases,
     at::ArrayRef<double> omegas, bool last_linear, bool save, int64_t precision) {
   const MlpGeometry g = check_mlp_args(x, weights, biases, omegas, precision);
@@ -419,14 +429,14 @@ std::tuple<at::Tensor, TensorVec, TensorVec> fused_mlp_forward_cpu(
 
 std::tuple<at::Tensor, TensorVec, TensorVec> fused_mlp_backward_cpu(
     const at::Tensor& grad, const at::Tensor& x, at::TensorList weights, at::TensorList biases,
-    at::TensorList hidden, at::TensorList cosines, at::ArrayRef<double> omegas, bool last_linear,
-    bool need_x_grad, int64_t precision) {
+    at::TensorList saved, at::ArrayRef<double> omegas, bool last_linear, bool need_x_grad,
+    int64_t precision) {
   const MlpGeometry g = check_mlp_args(x, weights, biases, omegas, precision);
   check_cpu(x, precision);
-  check_saved_tensors(grad, x, hidden, cosines, last_linear, g);
+  check_saved_hidden_cosines(grad, x, saved, last_linear, g);
   return AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "fused_mlp_backward_cpu", [&] {
-    return backward_impl<scalar_t>(grad, x, weights, hidden, cosines, omegas, last_linear,
-                                   need_x_grad, precision, g);
+    return backward_impl<scalar_t>(grad, x, weights, saved, omegas, last_linear, need_x_grad,
+                                   precision, g);
   });
 }
 
