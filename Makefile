@@ -24,9 +24,12 @@ occupancy-demo: install
 test: install
 	cd python_tests && $(PYTHON) -m pytest -q
 
-# Compiles every CUDA kernel with nvcc alone (no torch, no GPU needed).
+# Compiles every CUDA kernel for sm_80 and sm_90a with nvcc (no GPU needed; ptxas warnings
+# are errors), and the torch launcher as an object when torch is importable. Needs the
+# CUTLASS headers: `pip install nvidia-cutlass==4.2.0.0` or STRAINER_FAST_CUTLASS_DIR.
 cuda-check:
-	cmake -S . -B build/cuda-check -G Ninja -DSTRAINER_FAST_CUDA_CHECK_ONLY=ON
+	cmake -S . -B build/cuda-check -G Ninja -DSTRAINER_FAST_CUDA_CHECK_ONLY=ON \
+		-DPython_EXECUTABLE="$$(command -v $(PYTHON))"
 	cmake --build build/cuda-check
 
 bench: install

@@ -1,239 +1,553 @@
-// CUDA implementations of strainer_fast::fused_mlp_forward / fused_mlp_backward:
-// thin torch glue around the torch-free kernels of sine_mlp_kernels.cuh, one
-// signal-batched GEMM launch per layer and pass, on the current stream. Same
-// semantics as csrc/cpu/fused_mlp_cpu.cpp (w0 folded into weights and biases,
-// hidden activations and cosines saved for backward, deterministic dW/db).
-// precision=1 (float32 only, sm_80+): as on the CPU, layers whose input is at
-// least kBf16MinInput wide run their GEMMs (forward, dX, dW) on bf16 tensor cores
-// with fp32 accumulation; narrow inputs (coordinates) stay fp32.
+// CUDA implementations of strainer_fast::fused_mlp_forward / fused_mlp_backward: the
+// torch glue around the torch-free kernels of mlp_elementwise.cuh and tc_gemm.h, on
+// the current stream of x's device, without host synchronisation.
+//
+// Per layer l (w0 folded into W' = w0 W and b' = w0 b once per call):
+//   forward   z = h_{l-1} W'^T + b'  (one GEMM, then an epilogue kernel: bias, sin,
+//             the saved z); the first layer with <= 4 inputs is one small kernel.
+//   backward  dh = dz_l W' (GEMM), then dz_{l-1} = dh * cos z_{l-1} and
+//             h_{l-1} = sin z_{l-1} in one gate kernel; dW_l = w0 dz_l^T h_{l-1}
+//             (GEMM), db_l = w0 * column sums of dz_l (ATen reduction).
+// A shared input x [N, in] meets the S signals' first layers as ONE GEMM against
+// their concatenated weights [S * out, in]; its gradients (dz in the concatenated
+// layout [N, S * out]) are one GEMM each for dW and dX.
+// Saved for backward: the pre-activation z of every sine layer (fp32/fp64).
+//
+// GEMMs: precision 0 (exact) and any layer whose input is narrower than
+// kLowpMinInput: ATen (cuBLAS SGEMM/DGEMM) with TF32 disabled for these calls whatever
+// the global setting. Precision 2 (tf32) / 1 (bf16), float32, sm_80+: CUTLASS
+// tensor-core GEMMs (tc_gemm.h) with fp32 accumulation; bf16 operands live in
+// buffers whose rows are padded to 8 elements with zeros.
 #include <ATen/ATen.h>
+#include <ATen/Context.h>
 #include <c10/cuda/CUDAException.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
 #include <torch/library.h>
 
+#include <climits>
+#include <cstdint>
+#include <optional>
+
 #include "../mlp_args.h"
-#include "sine_mlp_kernels.cuh"
+#include "mlp_elementwise.cuh"
+#include "tc_gemm.h"
 
 namespace strainer_fast::cuda {
 namespace {
 
 using TensorVec = std::vector<at::Tensor>;
+using bf16 = __nv_bfloat16;
 
-constexpr int64_t kBf16MinInput = 16;  // same threshold as csrc/cpu/fused_mlp_cpu.cpp
+constexpr int64_t kLowpMinInput = 16;  // same threshold as the CPU bf16 mode
+constexpr int64_t kSplitMinDepth = 2048;  // points per serial split-K slice, at least
 
-// Weights [S, out, in] or biases [S, out] with w0 folded in (sine layers), contiguous.
-TensorVec fold_omega(at::TensorList params, at::ArrayRef<double> omegas, const MlpGeometry& g,
-                     bool last_linear) {
-  TensorVec out;
-  for (int64_t l = 0; l < g.layers; ++l) {
-    out.push_back(g.sine(l, last_linear) ? (params[l] * omegas[l]).contiguous()
-                                         : params[l].contiguous());
-  }
-  return out;
-}
+enum class Gemm { kAten, kTf32, kBf16 };
 
-int device_attribute(cudaDeviceAttr attr, const at::Tensor& x) {
+int64_t round8(int64_t v) { return (v + 7) / 8 * 8; }
+
+// A function, not the macro: launcher calls carry template argument lists (commas).
+void cuda_ok(cudaError_t err) { C10_CUDA_CHECK(err); }
+
+int device_attribute(cudaDeviceAttr attr, int device) {
   int value = 0;
-  C10_CUDA_CHECK(cudaDeviceGetAttribute(&value, attr, x.device().index()));
+  cuda_ok(cudaDeviceGetAttribute(&value, attr, device));
   return value;
 }
 
-// Device checks shared by both ops; returns whether bf16 mode is on.
+// Everything both ops share: device checks, the GEMM engine per layer, folded weights.
 template <typename T>
-bool check_cuda(const at::Tensor& x, const MlpGeometry& g, int64_t precision) {
-  TORCH_CHECK(x.is_cuda(), "strainer_fast: the CUDA kernel got a tensor on ", x.device());
-  TORCH_CHECK(g.signals <= 65535, "strainer_fast: at most 65535 signals per CUDA call, got ",
-              g.signals);
-  TORCH_CHECK(precision == 0 || x.scalar_type() == at::kFloat,
-              "strainer_fast: precision='bf16' needs float32 tensors, got ", x.scalar_type());
-  const bool bf16 = std::is_same_v<T, float> && precision == 1;
-  if (bf16) {
-    TORCH_CHECK(device_attribute(cudaDevAttrComputeCapabilityMajor, x) >= 8,
-                "strainer_fast: precision='bf16' needs a GPU of compute capability 8.0 or newer");
+struct Plan {
+  const MlpGeometry& g;
+  bool last_linear;
+  int device;
+  cudaStream_t stream;
+  int sms;
+  std::vector<Gemm> gemm;  // per layer
+  TensorVec wf;            // W' [S, out, in], contiguous, T
+  TensorVec wlo;           // bf16 layers: W' as bf16, [S, round8(out), round8(in)] zero-padded
+                           // (the concatenated first layer: [round8(S * out), round8(in)])
+
+  Plan(const at::Tensor& x, const MlpGeometry& geo, at::TensorList weights,
+       at::ArrayRef<double> omegas, bool last, int64_t precision)
+      : g(geo), last_linear(last) {
+    TORCH_CHECK(x.is_cuda(), "strainer_fast: the CUDA kernel got a tensor on ", x.device());
+    TORCH_CHECK(g.signals <= 65535, "strainer_fast: at most 65535 signals per CUDA call, got ",
+                g.signals);
+    TORCH_CHECK(g.points <= INT_MAX / 2, "strainer_fast: at most ", INT_MAX / 2,
+                " points per CUDA call, got ", g.points);
+    TORCH_CHECK(precision == 0 || x.scalar_type() == at::kFloat, "strainer_fast: precision='",
+                precision == 1 ? "bf16" : "tf32", "' needs float32 tensors, got ",
+                x.scalar_type());
+    device = x.device().index();
+    stream = c10::cuda::getCurrentCUDAStream(device);
+    sms = device_attribute(cudaDevAttrMultiProcessorCount, device);
+    if (precision != 0) {
+      TORCH_CHECK(device_attribute(cudaDevAttrComputeCapabilityMajor, device) >= 8,
+                  "strainer_fast: precision='", precision == 1 ? "bf16" : "tf32",
+                  "' needs a GPU of compute capability 8.0 or newer");
+    }
+    const Gemm lowp = precision == 1 ? Gemm::kBf16 : precision == 2 ? Gemm::kTf32 : Gemm::kAten;
+    for (int64_t l = 0; l < g.layers; ++l) {
+      gemm.push_back(g.widths[l] >= kLowpMinInput ? lowp : Gemm::kAten);
+      wf.push_back(g.sine(l, last_linear) ? (weights[l] * omegas[l]).contiguous()
+                                          : weights[l].contiguous());
+    }
+    wlo.resize(g.layers);
+    for (int64_t l = 0; l < g.layers; ++l) {
+      if (gemm[l] != Gemm::kBf16) continue;
+      const int64_t S = g.signals, wo = g.widths[l + 1], wi = g.widths[l];
+      if (concat(l)) {
+        wlo[l] = at::zeros({round8(S * wo), round8(wi)}, x.options().dtype(at::kBFloat16));
+        wlo[l].narrow(0, 0, S * wo).narrow(1, 0, wi).copy_(wf[l].view({S * wo, wi}));
+      } else {
+        wlo[l] = at::zeros({S, round8(wo), round8(wi)}, x.options().dtype(at::kBFloat16));
+        wlo[l].narrow(1, 0, wo).narrow(2, 0, wi).copy_(wf[l]);
+      }
+    }
   }
-  return bf16;
+
+  // Layer l's GEMMs see a shared input through the concatenated weights.
+  bool concat(int64_t l) const { return l == 0 && g.shared_x; }
+  bool first_layer_kernel() const { return g.widths[0] <= kFirstLayerMaxIn; }
+  double scale(int64_t l, at::ArrayRef<double> omegas) const {
+    return g.sine(l, last_linear) ? omegas[l] : 1.0;
+  }
+};
+
+const void* ptr(const at::Tensor& t) { return t.data_ptr(); }
+
+void check_tc(const char* err) { TORCH_CHECK(err == nullptr, err); }
+
+// TF32 GEMM kind: 4-element (16-byte) vector accesses when every extent, leading
+// dimension, batch stride and pointer allows, else scalar accesses.
+TcKind tf32_kind(std::initializer_list<int64_t> extents, std::initializer_list<const void*> ptrs) {
+  for (int64_t e : extents) {
+    if (e % 4 != 0) return TcKind::kTf32Align1;
+  }
+  for (const void* p : ptrs) {
+    if (reinterpret_cast<uintptr_t>(p) % 16 != 0) return TcKind::kTf32Align1;
+  }
+  return TcKind::kTf32;
+}
+
+// Runs a tensor-core GEMM; `split` allows serial split-K (single-batch problems only).
+void run_tc(TcKind kind, TcLayout layout, TcGemm p, bool split, const at::Tensor& like,
+            int sms, cudaStream_t stream) {
+  if (split && p.batches == 1) {
+    const int64_t tiles = ((p.m + 127) / 128) * ((p.n + 127) / 128);
+    const int64_t want = (2 * sms + tiles - 1) / tiles;
+    const int64_t most = std::max<int64_t>(1, p.k / kSplitMinDepth);
+    p.splits = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>({want, most, 64})));
+  }
+  const size_t bytes = tc_gemm_workspace_bytes(kind, layout, p);
+  at::Tensor workspace;
+  if (bytes > 0) {
+    workspace = at::empty({static_cast<int64_t>(bytes)}, like.options().dtype(at::kByte));
+  }
+  check_tc(tc_gemm_run(kind, layout, p, bytes > 0 ? workspace.data_ptr() : nullptr, stream));
 }
 
 template <typename T>
-std::tuple<at::Tensor, TensorVec, TensorVec> forward_impl(const at::Tensor& x_in,
-                                                          at::TensorList weights,
-                                                          at::TensorList biases,
-                                                          at::ArrayRef<double> omegas,
-                                                          bool last_linear, bool save,
-                                                          int64_t precision,
-                                                          const MlpGeometry& g) {
-  const bool bf16 = check_cuda<T>(x_in, g, precision);
+Act<T> act_of(const at::Tensor& t, int64_t points, int64_t ld) {
+  return act_contiguous(static_cast<T*>(t.data_ptr()), points, ld);
+}
+template <typename T>
+Act<const T> cact_of(const at::Tensor& t, int64_t points, int64_t ld) {
+  return act_contiguous(static_cast<const T*>(t.data_ptr()), points, ld);
+}
+
+// A GEMM operand of activations [S, N, width]: T (ld = width) or bf16 (ld = round8(width),
+// zero-padded columns), in the contiguous or the concatenated [N, ld] layout.
+struct Operand {
+  at::Tensor t;
+  int64_t ld = 0;
+  bool lo = false;  // bf16
+};
+
+Operand new_operand(const at::Tensor& like, int64_t S, int64_t N, int64_t width, bool lo,
+                    bool cat) {
+  Operand o;
+  o.lo = lo;
+  if (cat) {
+    o.ld = lo ? round8(S * width) : S * width;
+    const auto opts = lo ? like.options().dtype(at::kBFloat16) : like.options();
+    o.t = o.ld != S * width ? at::zeros({N, o.ld}, opts) : at::empty({N, o.ld}, opts);
+  } else {
+    o.ld = lo ? round8(width) : width;
+    const auto opts = lo ? like.options().dtype(at::kBFloat16) : like.options();
+    o.t = o.ld != width ? at::zeros({S, N, o.ld}, opts) : at::empty({S, N, o.ld}, opts);
+  }
+  return o;
+}
+
+template <typename Op>
+Act<Op> operand_act(const Operand& o, int64_t N, int64_t width, bool cat) {
+  Op* p = static_cast<Op*>(o.t.data_ptr());
+  return cat ? Act<Op>{p, width, o.ld} : act_contiguous(p, N, o.ld);
+}
+
+template <typename T>
+std::tuple<at::Tensor, TensorVec> forward_impl(const at::Tensor& x_in, at::TensorList weights,
+                                               at::TensorList biases, at::ArrayRef<double> omegas,
+                                               bool last_linear, bool save, int64_t precision,
+                                               const MlpGeometry& g) {
   const c10::cuda::CUDAGuard guard(x_in.device());
-  const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
+  const at::NoTF32Guard exact_aten_gemms;  // TF32 only where precision asks, via CUTLASS
+  const Plan<T> plan(x_in, g, weights, omegas, last_linear, precision);
   const int64_t S = g.signals, N = g.points, L = g.layers;
   const auto& w = g.widths;
   const at::Tensor x = x_in.contiguous();
-  const TensorVec wf = fold_omega(weights, omegas, g, last_linear);
-  const TensorVec bf = fold_omega(biases, omegas, g, last_linear);
   const auto opts = x.options();
   at::Tensor out = at::empty({S, N, w[L]}, opts);
-  TensorVec hidden, cosines, ping;
-  if (save) {
-    for (int64_t l = 0; l + 1 < L; ++l) hidden.push_back(at::empty({S, N, w[l + 1]}, opts));
-    for (int64_t l = 0; l < L; ++l) {
-      if (g.sine(l, last_linear)) cosines.push_back(at::empty({S, N, w[l + 1]}, opts));
+  TensorVec saved;
+  if (N == 0) {
+    if (save) {
+      for (int64_t l = 0; l < L; ++l) {
+        if (g.sine(l, last_linear)) saved.push_back(at::empty({S, N, w[l + 1]}, opts));
+      }
     }
-  } else if (L > 1 && N > 0) {  // two [S, N, <=maxw] scratch activations, used alternately
-    for (int i = 0; i < 2; ++i) ping.push_back(at::empty({S, N, g.max_width()}, opts));
+    return {out, saved};
   }
-  if (N == 0) return {out, hidden, cosines};
+  const int64_t xs = g.shared_x ? 0 : N * w[0];
 
-  const T* in = x.data_ptr<T>();
-  int64_t in_batch = g.shared_x ? 0 : N * w[0];  // shared x: every signal reads the same rows
-  for (int64_t l = 0, ci = 0; l < L; ++l) {
-    const int64_t wo = w[l + 1];
-    const bool sine = g.sine(l, last_linear);
-    const bool lowp = bf16 && w[l] >= kBf16MinInput;
-    T* dst = l == L - 1 ? out.data_ptr<T>()
-             : save     ? hidden[l].data_ptr<T>()
-                        : ping[l % 2].data_ptr<T>();
-    GemmArgs<T> p;  // [N, w_l] x [w_l, wo] per signal
-    p.a = in;
-    p.lda = w[l];
-    p.a_batch = in_batch;
-    p.b = wf[l].data_ptr<T>();
-    p.ldb = w[l];
-    p.b_batch = wo * w[l];
-    p.c = dst;
-    p.ldc = wo;
-    p.c_batch = N * wo;
-    p.bias = bf[l].data_ptr<T>();
-    p.bias_batch = wo;
-    p.cos_out = save && sine ? cosines[ci++].data_ptr<T>() : nullptr;
-    p.rows = N;
-    p.cols = wo;
-    p.depth = p.k_per_split = w[l];
-    C10_CUDA_CHECK((sine ? launch_gemm<T, false, true, Epi::kSine>(p, S, lowp, stream)
-                         : launch_gemm<T, false, true, Epi::kAffine>(p, S, lowp, stream)));
-    in = dst;
-    in_batch = N * wo;
+  // Layer 0's input as a GEMM operand (a bf16 copy for a bf16 layer).
+  Operand in;
+  if (plan.gemm[0] == Gemm::kBf16) {
+    const int64_t sx = g.shared_x ? 1 : S;
+    in = new_operand(x, sx, N, w[0], true, false);
+    cuda_ok(launch_copy(cact_of<T>(x, N, w[0]), Shape3{sx, N, w[0]},
+                               operand_act<bf16>(in, N, w[0], false), plan.stream));
+  } else {
+    in.t = x;
+    in.ld = w[0];
   }
-  return {out, hidden, cosines};
+
+  for (int64_t l = 0; l < L; ++l) {
+    const int64_t wi = w[l], wo = w[l + 1];
+    const bool sine = g.sine(l, last_linear);
+    const bool cat = plan.concat(l);
+    const at::Tensor bfold = (sine ? biases[l] * omegas[l] : biases[l]).contiguous();
+    // Destination of h: the output, or the next layer's GEMM operand.
+    Operand next;
+    if (l == L - 1) {
+      next.t = out;
+      next.ld = wo;
+    } else {
+      next = new_operand(x, S, N, wo, plan.gemm[l + 1] == Gemm::kBf16, false);
+    }
+    at::Tensor z_save = save && sine ? at::empty({S, N, wo}, opts) : at::Tensor();
+    T* z_out = z_save.defined() ? z_save.template data_ptr<T>() : nullptr;
+    const Shape3 sh{S, N, wo};
+    const T* bp = bfold.template data_ptr<T>();
+    auto epilogue = [&](Act<const T> z_in) {
+      if (next.lo) {
+        cuda_ok(launch_bias_act<T, bf16>(z_in, bp, sh, sine,
+                                                operand_act<bf16>(next, N, wo, false), z_out,
+                                                plan.stream));
+      } else {
+        cuda_ok(launch_bias_act<T, T>(z_in, bp, sh, sine,
+                                             operand_act<T>(next, N, wo, false), z_out,
+                                             plan.stream));
+      }
+    };
+
+    if (l == 0 && plan.first_layer_kernel()) {
+      const T* wp = plan.wf[0].template data_ptr<T>();
+      const T* xp = x.template data_ptr<T>();
+      if (next.lo) {
+        cuda_ok(launch_first_layer<T, bf16>(xp, xs, static_cast<int>(wi), wp, bp, sh, sine,
+                                                   operand_act<bf16>(next, N, wo, false),
+                                                   z_out, plan.stream));
+      } else {
+        cuda_ok(launch_first_layer<T, T>(xp, xs, static_cast<int>(wi), wp, bp, sh, sine,
+                                                operand_act<T>(next, N, wo, false), z_out,
+                                                plan.stream));
+      }
+    } else {
+      // z (without bias) = in @ W'^T: [N, S * wo] (concatenated) or [S, N, wo].
+      at::Tensor zbuf;
+      if (plan.gemm[l] == Gemm::kAten) {
+        zbuf = cat ? at::mm(x, plan.wf[0].view({S * wo, wi}).t())
+                   : at::bmm(in.t.view({S, N, wi}), plan.wf[l].transpose(1, 2));
+      } else {
+        zbuf = cat ? at::empty({N, S * wo}, opts) : at::empty({S, N, wo}, opts);
+        const bool lo = plan.gemm[l] == Gemm::kBf16;
+        TcGemm p;
+        p.m = static_cast<int>(N);
+        p.n = static_cast<int>(cat ? S * wo : wo);
+        p.k = static_cast<int>(lo ? round8(wi) : wi);
+        p.a = ptr(in.t);
+        p.lda = in.ld;
+        p.batch_a = cat ? 0 : N * in.ld;
+        p.b = lo ? ptr(plan.wlo[l]) : ptr(plan.wf[l]);
+        p.ldb = lo ? round8(wi) : wi;
+        p.batch_b = cat ? 0 : lo ? round8(wo) * round8(wi) : wo * wi;
+        p.d = zbuf.template data_ptr<float>();
+        p.ldd = p.n;
+        p.batch_d = cat ? 0 : N * wo;
+        p.batches = cat ? 1 : static_cast<int>(S);
+        const TcKind kind =
+            lo ? TcKind::kBf16
+               : tf32_kind({p.k, p.n, p.lda, p.ldb, p.ldd, p.batch_a, p.batch_b, p.batch_d},
+                           {p.a, p.b, p.d});
+        run_tc(kind, TcLayout::kRC, p, false, x, plan.sms, plan.stream);
+      }
+      const T* zp = zbuf.template data_ptr<T>();
+      epilogue(cat ? Act<const T>{zp, wo, S * wo} : act_contiguous(zp, N, wo));
+    }
+    if (z_save.defined()) saved.push_back(z_save);
+    in = next;
+  }
+  return {out, saved};
 }
 
 template <typename T>
 std::tuple<at::Tensor, TensorVec, TensorVec> backward_impl(
     const at::Tensor& grad_in, const at::Tensor& x_in, at::TensorList weights,
-    at::TensorList hidden, at::TensorList cosines, at::ArrayRef<double> omegas, bool last_linear,
-    bool need_x_grad, int64_t precision, const MlpGeometry& g) {
-  const bool bf16 = check_cuda<T>(x_in, g, precision);
+    at::TensorList saved_in, at::ArrayRef<double> omegas, bool last_linear, bool need_x_grad,
+    int64_t precision, const MlpGeometry& g) {
   const c10::cuda::CUDAGuard guard(x_in.device());
-  const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
-  const int64_t sms = device_attribute(cudaDevAttrMultiProcessorCount, x_in);
+  const at::NoTF32Guard exact_aten_gemms;
+  const Plan<T> plan(x_in, g, weights, omegas, last_linear, precision);
   const int64_t S = g.signals, N = g.points, L = g.layers;
   const auto& w = g.widths;
   const at::Tensor x = x_in.contiguous();
-  const TensorVec wf = fold_omega(weights, omegas, g, last_linear);
-  TensorVec hid, cs;
-  for (const auto& h : hidden) hid.push_back(h.contiguous());
-  for (const auto& c : cosines) cs.push_back(c.contiguous());
-  std::vector<int64_t> cos_of(L, -1);  // index into cosines of layer l's gate
-  for (int64_t l = 0, i = 0; l < L; ++l) {
-    if (g.sine(l, last_linear)) cos_of[l] = i++;
-  }
   const auto opts = x.options();
-  at::Tensor grad_x = need_x_grad ? at::empty(x.sizes(), opts) : at::empty({0}, opts);
   TensorVec grad_w(L), grad_b(L);
+  at::Tensor grad_x = need_x_grad ? at::empty(x.sizes(), opts) : at::empty({0}, opts);
+  if (N == 0) {
+    for (int64_t l = 0; l < L; ++l) {
+      grad_w[l] = at::zeros({S, w[l + 1], w[l]}, opts);
+      grad_b[l] = at::zeros({S, w[l + 1]}, opts);
+    }
+    return {grad_x, grad_w, grad_b};
+  }
+  TensorVec z;
+  for (const auto& t : saved_in) z.push_back(t.contiguous());
+  const at::Tensor grad = grad_in.contiguous();
 
-  // dz: gradient w.r.t. the folded pre-activation of layer l, [S, N, w_{l+1}].
-  at::Tensor dz = grad_in.contiguous();
-  if (g.sine(L - 1, last_linear)) dz = dz * cs[cos_of[L - 1]];
-  for (int64_t l = L - 1; l >= 0; --l) {
-    const int64_t wi = w[l], wo = w[l + 1];
-    const T* in = l == 0 ? x.data_ptr<T>() : hid[l - 1].data_ptr<T>();
-    const int64_t in_batch = l == 0 && g.shared_x ? 0 : N * wi;
-    const T scale = static_cast<T>(g.sine(l, last_linear) ? omegas[l] : 1.0);
-    const bool lowp = bf16 && wi >= kBf16MinInput;
-
-    // dW'[s] = dz[s]^T in[s] and db'[s] = column sums of dz[s], split over points.
-    GemmArgs<T> pw;
-    pw.rows = wo;
-    pw.cols = wi;
-    pw.depth = N;
-    plan_splits(pw, S, lowp, 4 * sms);
-    at::Tensor dw_part = at::empty({S, pw.splits, wo, wi}, opts);
-    at::Tensor db_part = at::empty({S, pw.splits, wo}, opts);
-    pw.a = dz.data_ptr<T>();
-    pw.lda = wo;
-    pw.a_batch = N * wo;
-    pw.b = in;
-    pw.ldb = wi;
-    pw.b_batch = in_batch;
-    pw.c = dw_part.data_ptr<T>();
-    pw.ldc = wi;
-    pw.c_split = wo * wi;
-    pw.c_batch = pw.splits * pw.c_split;
-    pw.rowsum = db_part.data_ptr<T>();
-    pw.rowsum_split = wo;
-    pw.rowsum_batch = pw.splits * wo;
-    C10_CUDA_CHECK((launch_gemm<T, true, false, Epi::kStore>(pw, S, lowp, stream)));
-    grad_w[l] = at::empty({S, wo, wi}, opts);
-    grad_b[l] = at::empty({S, wo}, opts);
-    C10_CUDA_CHECK(launch_reduce<T>(dw_part.data_ptr<T>(), grad_w[l].data_ptr<T>(), S,
-                                   pw.splits, wo * wi, scale, stream));
-    C10_CUDA_CHECK(launch_reduce<T>(db_part.data_ptr<T>(), grad_b[l].data_ptr<T>(), S,
-                                   pw.splits, wo, scale, stream));
-    if (l == 0 && !need_x_grad) break;
-
-    // d(input)[s] = dz[s] W'[s]: gated by layer l-1's cosine, or grad_x at l = 0.
-    const bool sum_signals = l == 0 && g.shared_x && S > 1;
-    at::Tensor dst = l > 0 ? at::empty({S, N, wi}, opts)
-                     : sum_signals ? at::empty({S, N, wi}, opts)
-                                   : grad_x;
-    GemmArgs<T> px;
-    px.a = dz.data_ptr<T>();
-    px.lda = wo;
-    px.a_batch = N * wo;
-    px.b = wf[l].data_ptr<T>();
-    px.ldb = wi;
-    px.b_batch = wo * wi;
-    px.c = dst.data_ptr<T>();
-    px.ldc = wi;
-    px.c_batch = N * wi;
-    px.rows = N;
-    px.cols = wi;
-    px.depth = px.k_per_split = wo;
-    if (l > 0) {
-      px.cos_in = cs[cos_of[l - 1]].data_ptr<T>();
-      C10_CUDA_CHECK((launch_gemm<T, false, false, Epi::kGate>(px, S, lowp, stream)));
-      dz = dst;
+  // dz of the current layer: fp32/fp64 (contiguous [S, N, wo] or concatenated [N, S * wo])
+  // plus, for a bf16 layer, its bf16 GEMM operand.
+  at::Tensor dz;
+  Operand dz_lo;
+  auto make_dz_lo = [&](int64_t l) {
+    return new_operand(x, S, N, w[l + 1], true, plan.concat(l));
+  };
+  {
+    const int64_t l = L - 1, wo = w[L];
+    const bool cat = plan.concat(l);
+    const bool lo = plan.gemm[l] == Gemm::kBf16;
+    const Shape3 sh{S, N, wo};
+    if (lo) dz_lo = make_dz_lo(l);
+    const Act<bf16> lo_act = lo ? operand_act<bf16>(dz_lo, N, wo, cat) : Act<bf16>{};
+    if (g.sine(l, last_linear) || cat) {
+      dz = cat ? at::empty({N, S * wo}, opts) : at::empty({S, N, wo}, opts);
+      T* dp = dz.template data_ptr<T>();
+      const Act<T> dz_act = cat ? Act<T>{dp, wo, S * wo} : act_contiguous(dp, N, wo);
+      if (g.sine(l, last_linear)) {
+        cuda_ok(launch_gate<T, bf16>(cact_of<T>(grad, N, wo), z[l].template data_ptr<T>(),
+                                            sh, dz_act, lo_act, Act<bf16>{}, plan.stream));
+      } else {
+        cuda_ok(launch_copy<T, T>(cact_of<T>(grad, N, wo), sh, dz_act, plan.stream));
+        if (lo) cuda_ok(launch_copy<T, bf16>(cact_of<T>(grad, N, wo), sh, lo_act,
+                                                    plan.stream));
+      }
     } else {
-      C10_CUDA_CHECK((launch_gemm<T, false, false, Epi::kStore>(px, S, lowp, stream)));
-      if (sum_signals) {  // shared x: grad_x = sum over signals, fixed order
-        C10_CUDA_CHECK(launch_reduce<T>(dst.data_ptr<T>(), grad_x.data_ptr<T>(), 1,
-                                       static_cast<int>(S), N * wi, T(1), stream));
+      dz = grad;
+      if (lo) {
+        cuda_ok(launch_copy<T, bf16>(cact_of<T>(grad, N, wo), sh, lo_act, plan.stream));
       }
     }
+  }
+
+  for (int64_t l = L - 1; l >= 0; --l) {
+    const int64_t wi = w[l], wo = w[l + 1];
+    const bool cat = plan.concat(l);
+    const Gemm eng = plan.gemm[l];
+    const bool lo = eng == Gemm::kBf16;
+    const double scale = plan.scale(l, omegas);
+    const int64_t rows = cat ? S * wo : wo;  // dW rows of one GEMM
+
+    // Input of layer l as the dW GEMM's operand: x (or its bf16 copy), else sin z_{l-1}
+    // written by the gate kernel below.
+    Operand in;
+    at::Tensor dz_prev;
+    Operand dz_prev_lo;
+    if (l > 0) {
+      const bool cat_prev = plan.concat(l - 1);
+      const bool lo_prev = plan.gemm[l - 1] == Gemm::kBf16;
+      // dh = dz_l W'_l: [S, N, ld_dh]
+      at::Tensor dh;
+      int64_t ld_dh = wi;
+      if (eng == Gemm::kAten) {
+        dh = at::bmm(dz.view({S, N, wo}), plan.wf[l]);
+      } else {
+        ld_dh = lo ? round8(wi) : wi;
+        dh = at::empty({S, N, ld_dh}, opts);
+        TcGemm p;
+        p.m = static_cast<int>(N);
+        p.n = static_cast<int>(ld_dh);
+        p.k = static_cast<int>(lo ? dz_lo.ld : wo);
+        p.a = lo ? ptr(dz_lo.t) : ptr(dz);
+        p.lda = lo ? dz_lo.ld : wo;
+        p.batch_a = N * p.lda;
+        p.b = lo ? ptr(plan.wlo[l]) : ptr(plan.wf[l]);
+        p.ldb = ld_dh;
+        p.batch_b = lo ? round8(wo) * round8(wi) : wo * wi;
+        p.d = dh.template data_ptr<float>();
+        p.ldd = ld_dh;
+        p.batch_d = N * ld_dh;
+        p.batches = static_cast<int>(S);
+        const TcKind kind =
+            lo ? TcKind::kBf16
+               : tf32_kind({p.k, p.n, p.lda, p.ldb, p.ldd, p.batch_a, p.batch_b, p.batch_d},
+                           {p.a, p.b, p.d});
+        run_tc(kind, TcLayout::kRR, p, false, x, plan.sms, plan.stream);
+      }
+      // Gate: dz_{l-1} = dh * cos z_{l-1}; h_{l-1} = sin z_{l-1} as layer l's dW operand.
+      const Shape3 sh{S, N, wi};
+      dz_prev = cat_prev ? at::empty({N, S * wi}, opts)
+                : ld_dh == wi ? dh  // in place
+                              : at::empty({S, N, wi}, opts);
+      T* dp = dz_prev.template data_ptr<T>();
+      const Act<T> dz_act = cat_prev ? Act<T>{dp, wi, S * wi} : act_contiguous(dp, N, wi);
+      in = new_operand(x, S, N, wi, lo, false);
+      if (lo_prev) dz_prev_lo = make_dz_lo(l - 1);
+      const T* zp = z[l - 1].template data_ptr<T>();
+      if (lo) {  // bf16 h operand (and possibly a bf16 dz operand)
+        cuda_ok(launch_gate<T, bf16>(
+            cact_of<T>(dh, N, ld_dh), zp, sh, dz_act,
+            lo_prev ? operand_act<bf16>(dz_prev_lo, N, wi, cat_prev) : Act<bf16>{},
+            operand_act<bf16>(in, N, wi, false), plan.stream));
+      } else {
+        cuda_ok(launch_gate<T, T>(cact_of<T>(dh, N, ld_dh), zp, sh, dz_act, Act<T>{},
+                                         operand_act<T>(in, N, wi, false), plan.stream));
+        if (lo_prev) {
+          cuda_ok(launch_copy<T, bf16>(
+              Act<const T>{dz_act.p, dz_act.s_stride, dz_act.n_stride}, sh,
+              operand_act<bf16>(dz_prev_lo, N, wi, cat_prev), plan.stream));
+        }
+      }
+    } else if (lo) {
+      const int64_t sx = g.shared_x ? 1 : S;
+      in = new_operand(x, sx, N, wi, true, false);
+      cuda_ok(launch_copy(cact_of<T>(x, N, wi), Shape3{sx, N, wi},
+                                 operand_act<bf16>(in, N, wi, false), plan.stream));
+    } else {
+      in.t = x;
+      in.ld = wi;
+    }
+
+    // dW_l = scale * dz_l^T in_l and db_l = scale * column sums of dz_l.
+    if (eng == Gemm::kAten) {
+      grad_w[l] = cat ? at::mm(dz.t(), x).view({S, wo, wi})
+                      : at::bmm(dz.view({S, N, wo}).transpose(1, 2), in.t.view({S, N, wi}));
+      if (scale != 1.0) grad_w[l].mul_(scale);
+    } else {
+      const int64_t m_eff = lo ? dz_lo.ld : rows;  // padded rows of the bf16 operand
+      const int64_t n_eff = lo ? in.ld : wi;
+      at::Tensor dw = lo ? at::empty({cat ? 1 : S, cat ? m_eff : round8(wo), n_eff}, opts)
+                         : at::empty({S, wo, wi}, opts);
+      TcGemm p;
+      p.m = static_cast<int>(lo && !cat ? round8(wo) : m_eff);
+      p.n = static_cast<int>(n_eff);
+      p.k = static_cast<int>(N);
+      p.lda = lo ? dz_lo.ld : rows;
+      p.ldb = in.ld;
+      p.ldd = n_eff;
+      p.alpha = static_cast<float>(scale);
+      const bool shared_in = l == 0 && g.shared_x;  // x read by every signal
+      const int64_t per_signal = cat ? 1 : S;
+      for (int64_t s = 0; s < per_signal; ++s) {
+        const int64_t a_off = s * N * p.lda;
+        const int64_t b_off = shared_in ? 0 : s * N * in.ld;
+        p.a = lo ? static_cast<const void*>(static_cast<const bf16*>(ptr(dz_lo.t)) + a_off)
+                 : static_cast<const void*>(dz.template data_ptr<T>() + a_off);
+        p.b = lo ? static_cast<const void*>(static_cast<const bf16*>(ptr(in.t)) + b_off)
+                 : static_cast<const void*>(static_cast<const T*>(ptr(in.t)) + b_off);
+        p.d = dw.template data_ptr<float>() + s * p.m * p.n;
+        const TcKind kind = lo ? TcKind::kBf16
+                               : tf32_kind({p.m, p.n, p.lda, p.ldb, p.ldd}, {p.a, p.b, p.d});
+        run_tc(kind, TcLayout::kCR, p, true, x, plan.sms, plan.stream);
+      }
+      if (lo) {
+        grad_w[l] = cat ? dw.view({m_eff, n_eff}).narrow(0, 0, S * wo).narrow(1, 0, wi)
+                              .reshape({S, wo, wi}).contiguous()
+                        : dw.narrow(1, 0, wo).narrow(2, 0, wi).contiguous();
+      } else {
+        grad_w[l] = dw;
+      }
+    }
+    grad_b[l] = cat ? dz.sum(0).view({S, wo}) : dz.view({S, N, wo}).sum(1);
+    if (scale != 1.0) grad_b[l].mul_(scale);
+
+    if (l == 0) {
+      if (need_x_grad) {
+        // grad_x = dz_0 W'_0: one GEMM over the concatenated weights for a shared x.
+        if (eng == Gemm::kAten) {
+          if (cat) {
+            at::mm_out(grad_x, dz, plan.wf[0].view({S * wo, wi}));
+          } else {
+            at::bmm_out(grad_x, dz.view({S, N, wo}), plan.wf[0]);
+          }
+        } else {
+          const int64_t ld = lo ? round8(wi) : wi;
+          at::Tensor dst = ld == wi ? grad_x
+                           : cat  ? at::empty({N, ld}, opts)
+                                  : at::empty({S, N, ld}, opts);
+          TcGemm p;
+          p.m = static_cast<int>(N);
+          p.n = static_cast<int>(ld);
+          p.k = static_cast<int>(lo ? dz_lo.ld : rows);
+          p.a = lo ? ptr(dz_lo.t) : ptr(dz);
+          p.lda = lo ? dz_lo.ld : rows;
+          p.batch_a = cat ? 0 : N * p.lda;
+          p.b = lo ? ptr(plan.wlo[0]) : ptr(plan.wf[0]);
+          p.ldb = ld;
+          p.batch_b = cat ? 0 : lo ? round8(wo) * ld : wo * wi;
+          p.d = dst.template data_ptr<float>();
+          p.ldd = ld;
+          p.batch_d = cat ? 0 : N * ld;
+          p.batches = cat ? 1 : static_cast<int>(S);
+          const TcKind kind =
+              lo ? TcKind::kBf16
+                 : tf32_kind({p.k, p.n, p.lda, p.ldb, p.ldd, p.batch_a, p.batch_b, p.batch_d},
+                             {p.a, p.b, p.d});
+          run_tc(kind, TcLayout::kRR, p, false, x, plan.sms, plan.stream);
+          if (ld != wi) grad_x.copy_(dst.narrow(-1, 0, wi));
+        }
+      }
+      break;
+    }
+    dz = dz_prev;
+    dz_lo = dz_prev_lo;
   }
   return {grad_x, grad_w, grad_b};
 }
 
-std::tuple<at::Tensor, TensorVec, TensorVec> fused_mlp_forward_cuda(
-    const at::Tensor& x, at::TensorList weights, at::TensorList biases,
-    at::ArrayRef<double> omegas, bool last_linear, bool save, int64_t precision) {
+std::tuple<at::Tensor, TensorVec> fused_mlp_forward_cuda(const at::Tensor& x,
+                                                         at::TensorList weights,
+                                                         at::TensorList biases,
+                                                         at::ArrayRef<double> omegas,
+                                                         bool last_linear, bool save,
+                                                         int64_t precision) {
   const MlpGeometry g = check_mlp_args(x, weights, biases, omegas, precision);
   return AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "fused_mlp_forward_cuda", [&] {
     return forward_impl<scalar_t>(x, weights, biases, omegas, last_linear, save, precision, g);
   });
 }
 
-// Saved tensors (hidden [S, N, w_{l+1}] for l < L-1, one cosine per sine layer) and
-// grad_out [S, N, out] must match the geometry before any kernel reads them.
+// saved: the pre-activation z [S, N, w_{l+1}] of every sine layer; grad_out [S, N, out].
 std::tuple<at::Tensor, TensorVec, TensorVec> fused_mlp_backward_cuda(
     const at::Tensor& grad, const at::Tensor& x, at::TensorList weights, at::TensorList biases,
-    at::TensorList hidden, at::TensorList cosines, at::ArrayRef<double> omegas, bool last_linear,
-    bool need_x_grad, int64_t precision) {
+    at::TensorList saved, at::ArrayRef<double> omegas, bool last_linear, bool need_x_grad,
+    int64_t precision) {
   const MlpGeometry g = check_mlp_args(x, weights, biases, omegas, precision);
-  check_saved_tensors(grad, x, hidden, cosines, last_linear, g);
+  check_saved_preactivations(grad, x, saved, last_linear, g);
   return AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "fused_mlp_backward_cuda", [&] {
-    return backward_impl<scalar_t>(grad, x, weights, hidden, cosines, omegas, last_linear,
-                                   need_x_grad, precision, g);
+    return backward_impl<scalar_t>(grad, x, weights, saved, omegas, last_linear, need_x_grad,
+                                   precision, g);
   });
 }
 

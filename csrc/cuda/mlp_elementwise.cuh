@@ -1,0 +1,214 @@
+// Torch-free elementwise CUDA kernels of the fused sine MLP: the first layer (a
+// handful of inputs, no GEMM), the forward epilogue (bias + sine, saving the
+// pre-activation z) and the backward gate (dz = dh * cos z, with sin z recomputed
+// as the next dW GEMM's operand). One thread per element, grid-stride loops,
+// 64-bit indices.
+//
+// Activations are addressed through `Act`: element (s, n, j) of a signal-batched
+// [S, N, width] tensor lives at p[s * s_stride + n * n_stride + j]. That covers the
+// contiguous layout (s_stride = N * ld, n_stride = ld, ld >= width for padded bf16
+// GEMM operands) and the concatenated layout of a shared input's GEMM, [N, S * width]
+// (s_stride = width, n_stride = S * width).
+//
+// sin/cos use one Cody-Waite range reduction and short polynomials
+// (kernels/sincos.h) for |z| <= kSincosF32MaxArg; larger arguments take CUDA's
+// accurate sincosf. Never build this with --use_fast_math (its __sinf is inaccurate
+// beyond a few radians; SIREN pre-activations reach tens of radians).
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+#include <type_traits>
+
+#include "../kernels/sincos.h"
+
+namespace strainer_fast::cuda {
+
+template <typename T>
+struct Act {
+  T* p = nullptr;
+  int64_t s_stride = 0, n_stride = 0;
+  __host__ __device__ T& at(int64_t s, int64_t n, int64_t j) const {
+    return p[s * s_stride + n * n_stride + j];
+  }
+};
+
+// Contiguous [S, N, ld] (the first `width` of every ld columns in use).
+template <typename T>
+Act<T> act_contiguous(T* p, int64_t points, int64_t ld) {
+  return Act<T>{p, points * ld, ld};
+}
+
+// [N, S * width]: the output of one GEMM against all signals' concatenated weights.
+template <typename T>
+Act<T> act_concat(T* p, int64_t signals, int64_t width) {
+  return Act<T>{p, width, signals * width};
+}
+
+struct Shape3 {
+  int64_t signals = 0, points = 0, width = 0;
+  __host__ __device__ int64_t numel() const { return signals * points * width; }
+};
+
+template <typename T>
+__device__ __forceinline__ void sincos_accurate(T z, T& s, T& c) {
+  if constexpr (std::is_same_v<T, float>) {
+    if (fabsf(z) <= kernels::kSincosF32MaxArg) {
+      kernels::sincos_f32(z, s, c);
+    } else {
+      sincosf(z, &s, &c);  // accurate reduction (Payne-Hanek) for huge arguments
+    }
+  } else {
+    sincos(z, &s, &c);
+  }
+}
+
+template <typename Out, typename T>
+__device__ __forceinline__ Out convert(T v) {
+  if constexpr (std::is_same_v<Out, __nv_bfloat16>) {
+    return __float2bfloat16_rn(static_cast<float>(v));
+  } else {
+    return static_cast<Out>(v);
+  }
+}
+
+inline unsigned grid_for(int64_t n, int threads) {
+  const int64_t blocks = (n + threads - 1) / threads;
+  return static_cast<unsigned>(blocks < 65536 ? (blocks > 0 ? blocks : 1) : 65536);
+}
+constexpr int kEwThreads = 256;
+
+// First layer with `in` <= kFirstLayerMaxIn inputs: z = x W'^T + b' in fp32/fp64 FMAs
+// (no padded GEMM), then h = sin(z) (sine) or h = z (affine). x(s, n, k) at
+// x[s * x_s_stride + n * in + k] (x_s_stride = 0 for a shared input); W' [S, width, in];
+// b' [S, width]. z_out (contiguous [S, N, width], may be null) receives z.
+constexpr int kFirstLayerMaxIn = 4;
+
+template <typename T, typename Out>
+__global__ void first_layer_kernel(const T* __restrict__ x, int64_t x_s_stride, int in,
+                                   const T* __restrict__ w, const T* __restrict__ b, Shape3 sh,
+                                   bool sine, Act<Out> h_out, T* __restrict__ z_out) {
+  const int64_t total = sh.numel();
+  for (int64_t e = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; e < total;
+       e += int64_t{gridDim.x} * blockDim.x) {
+    const int64_t j = e % sh.width;
+    const int64_t n = (e / sh.width) % sh.points;
+    const int64_t s = e / (sh.width * sh.points);
+    const T* xr = x + s * x_s_stride + n * in;
+    const T* wr = w + (s * sh.width + j) * in;
+    T v = b[s * sh.width + j];
+#pragma unroll
+    for (int k = 0; k < kFirstLayerMaxIn; ++k) {
+      if (k < in) v = fma(xr[k], wr[k], v);
+    }
+    if (sine) {
+      if (z_out != nullptr) z_out[e] = v;
+      T sv, cv;
+      sincos_accurate(v, sv, cv);
+      h_out.at(s, n, j) = convert<Out>(sv);
+    } else {
+      h_out.at(s, n, j) = convert<Out>(v);
+    }
+  }
+}
+
+// Forward epilogue of a GEMM layer: v = z_in(s, n, j) + b'[s, j]; sine: z_out = v
+// (contiguous, may be null; may alias z_in when z_in is contiguous) and h = sin(v);
+// affine: h = v. h_out may alias z_in (same element mapping and type) when nothing
+// else reads z_in.
+template <typename T, typename Out>
+__global__ void bias_act_kernel(Act<const T> z_in, const T* __restrict__ b, Shape3 sh, bool sine,
+                                Act<Out> h_out, T* z_out) {
+  const int64_t total = sh.numel();
+  for (int64_t e = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; e < total;
+       e += int64_t{gridDim.x} * blockDim.x) {
+    const int64_t j = e % sh.width;
+    const int64_t n = (e / sh.width) % sh.points;
+    const int64_t s = e / (sh.width * sh.points);
+    const T v = z_in.at(s, n, j) + b[s * sh.width + j];
+    if (sine) {
+      if (z_out != nullptr) z_out[e] = v;
+      T sv, cv;
+      sincos_accurate(v, sv, cv);
+      h_out.at(s, n, j) = convert<Out>(sv);
+    } else {
+      h_out.at(s, n, j) = convert<Out>(v);
+    }
+  }
+}
+
+// Backward gate of a sine layer: c, s = cos z, sin z (z contiguous [S, N, width]);
+// d = dh(s, n, j) * c. Writes d to dz (fp32/fp64, may be null, may alias dh with the
+// same mapping), d to dz_op (the GEMM operand copy, e.g. bf16; may be null) and sin z to
+// h_op (the lower layer's activation, the dW GEMM's operand; may be null).
+template <typename T, typename Op>
+__global__ void gate_kernel(Act<const T> dh, const T* __restrict__ z, Shape3 sh, Act<T> dz,
+                            Act<Op> dz_op, Act<Op> h_op) {
+  const int64_t total = sh.numel();
+  for (int64_t e = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; e < total;
+       e += int64_t{gridDim.x} * blockDim.x) {
+    const int64_t j = e % sh.width;
+    const int64_t n = (e / sh.width) % sh.points;
+    const int64_t s = e / (sh.width * sh.points);
+    T sv, cv;
+    sincos_accurate(z[e], sv, cv);
+    const T d = dh.at(s, n, j) * cv;
+    if (dz.p != nullptr) dz.at(s, n, j) = d;
+    if (dz_op.p != nullptr) dz_op.at(s, n, j) = convert<Op>(d);
+    if (h_op.p != nullptr) h_op.at(s, n, j) = convert<Op>(sv);
+  }
+}
+
+// dst(s, n, j) = convert(src(s, n, j)): re-layout and/or rounding to the GEMM operand type.
+template <typename T, typename Op>
+__global__ void copy_kernel(Act<const T> src, Shape3 sh, Act<Op> dst) {
+  const int64_t total = sh.numel();
+  for (int64_t e = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; e < total;
+       e += int64_t{gridDim.x} * blockDim.x) {
+    const int64_t j = e % sh.width;
+    const int64_t n = (e / sh.width) % sh.points;
+    const int64_t s = e / (sh.width * sh.points);
+    dst.at(s, n, j) = convert<Op>(src.at(s, n, j));
+  }
+}
+
+// ---- Host launchers (return the launch error; no synchronisation) ----
+
+template <typename T, typename Out>
+cudaError_t launch_first_layer(const T* x, int64_t x_s_stride, int in, const T* w, const T* b,
+                               Shape3 sh, bool sine, Act<Out> h_out, T* z_out,
+                               cudaStream_t stream) {
+  if (sh.numel() == 0) return cudaSuccess;
+  first_layer_kernel<T, Out><<<grid_for(sh.numel(), kEwThreads), kEwThreads, 0, stream>>>(
+      x, x_s_stride, in, w, b, sh, sine, h_out, z_out);
+  return cudaGetLastError();
+}
+
+template <typename T, typename Out>
+cudaError_t launch_bias_act(Act<const T> z_in, const T* b, Shape3 sh, bool sine, Act<Out> h_out,
+                            T* z_out, cudaStream_t stream) {
+  if (sh.numel() == 0) return cudaSuccess;
+  bias_act_kernel<T, Out><<<grid_for(sh.numel(), kEwThreads), kEwThreads, 0, stream>>>(
+      z_in, b, sh, sine, h_out, z_out);
+  return cudaGetLastError();
+}
+
+template <typename T, typename Op>
+cudaError_t launch_gate(Act<const T> dh, const T* z, Shape3 sh, Act<T> dz, Act<Op> dz_op,
+                        Act<Op> h_op, cudaStream_t stream) {
+  if (sh.numel() == 0) return cudaSuccess;
+  gate_kernel<T, Op><<<grid_for(sh.numel(), kEwThreads), kEwThreads, 0, stream>>>(
+      dh, z, sh, dz, dz_op, h_op);
+  return cudaGetLastError();
+}
+
+template <typename T, typename Op>
+cudaError_t launch_copy(Act<const T> src, Shape3 sh, Act<Op> dst, cudaStream_t stream) {
+  if (sh.numel() == 0) return cudaSuccess;
+  copy_kernel<T, Op><<<grid_for(sh.numel(), kEwThreads), kEwThreads, 0, stream>>>(src, sh, dst);
+  return cudaGetLastError();
+}
+
+}  // namespace strainer_fast::cuda
