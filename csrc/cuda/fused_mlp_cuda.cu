@@ -236,33 +236,36 @@ std::tuple<at::Tensor, TensorVec> forward_impl(const at::Tensor& x_in, at::Tenso
     } else {
       next = new_operand(x, S, N, wo, plan.gemm[l + 1] == Gemm::kBf16, false);
     }
-    at::Tensor z_save = save && sine ? at::empty({S, N, wo}, opts) : at::Tensor();
-    T* z_out = z_save.defined() ? z_save.template data_ptr<T>() : nullptr;
     const Shape3 sh{S, N, wo};
     const T* bp = bfold.template data_ptr<T>();
-    auto epilogue = [&](Act<const T> z_in) {
+    at::Tensor z_save;  // the saved pre-activation (sine layers, when saving)
+    auto z_out = [&](const at::Tensor& zbuf) -> T* {
+      if (!save || !sine) return nullptr;
+      // The contiguous GEMM output becomes z itself (bias added in place).
+      z_save = zbuf.defined() ? zbuf : at::empty({S, N, wo}, opts);
+      return z_save.template data_ptr<T>();
+    };
+    auto epilogue = [&](Act<const T> z_in, T* zo) {
       if (next.lo) {
-        cuda_ok(launch_bias_act<T, bf16>(z_in, bp, sh, sine,
-                                                operand_act<bf16>(next, N, wo, false), z_out,
-                                                plan.stream));
+        cuda_ok(launch_bias_act<T, bf16>(z_in, bp, sh, sine, operand_act<bf16>(next, N, wo, false),
+                                         zo, plan.stream));
       } else {
-        cuda_ok(launch_bias_act<T, T>(z_in, bp, sh, sine,
-                                             operand_act<T>(next, N, wo, false), z_out,
-                                             plan.stream));
+        cuda_ok(launch_bias_act<T, T>(z_in, bp, sh, sine, operand_act<T>(next, N, wo, false), zo,
+                                      plan.stream));
       }
     };
 
     if (l == 0 && plan.first_layer_kernel()) {
       const T* wp = plan.wf[0].template data_ptr<T>();
       const T* xp = x.template data_ptr<T>();
+      T* zo = z_out(at::Tensor());
       if (next.lo) {
         cuda_ok(launch_first_layer<T, bf16>(xp, xs, static_cast<int>(wi), wp, bp, sh, sine,
-                                                   operand_act<bf16>(next, N, wo, false),
-                                                   z_out, plan.stream));
+                                            operand_act<bf16>(next, N, wo, false), zo,
+                                            plan.stream));
       } else {
         cuda_ok(launch_first_layer<T, T>(xp, xs, static_cast<int>(wi), wp, bp, sh, sine,
-                                                operand_act<T>(next, N, wo, false), z_out,
-                                                plan.stream));
+                                         operand_act<T>(next, N, wo, false), zo, plan.stream));
       }
     } else {
       // z (without bias) = in @ W'^T: [N, S * wo] (concatenated) or [S, N, wo].
@@ -294,7 +297,8 @@ std::tuple<at::Tensor, TensorVec> forward_impl(const at::Tensor& x_in, at::Tenso
         run_tc(kind, TcLayout::kRC, p, false, x, plan.sms, plan.stream);
       }
       const T* zp = zbuf.template data_ptr<T>();
-      epilogue(cat ? Act<const T>{zp, wo, S * wo} : act_contiguous(zp, N, wo));
+      T* zo = z_out(cat ? at::Tensor() : zbuf);
+      epilogue(cat ? Act<const T>{zp, wo, S * wo} : act_contiguous(zp, N, wo), zo);
     }
     if (z_save.defined()) saved.push_back(z_save);
     in = next;
@@ -457,19 +461,33 @@ std::tuple<at::Tensor, TensorVec, TensorVec> backward_impl(
       p.ldb = in.ld;
       p.ldd = n_eff;
       p.alpha = static_cast<float>(scale);
-      const bool shared_in = l == 0 && g.shared_x;  // x read by every signal
+      // Signals as one batched launch when they fill the GPU, else one launch per signal
+      // with serial split-K over the points (fixed-order, deterministic).
       const int64_t per_signal = cat ? 1 : S;
-      for (int64_t s = 0; s < per_signal; ++s) {
+      const int64_t tiles = ((p.m + 127) / 128) * ((p.n + 127) / 128);
+      const bool batched = per_signal > 1 && per_signal * tiles >= plan.sms;
+      auto launch_dw = [&](int64_t s, int batches) {
         const int64_t a_off = s * N * p.lda;
-        const int64_t b_off = shared_in ? 0 : s * N * in.ld;
+        const int64_t b_off = s * N * in.ld;  // l == 0 with a shared x is concatenated (s = 0)
         p.a = lo ? static_cast<const void*>(static_cast<const bf16*>(ptr(dz_lo.t)) + a_off)
                  : static_cast<const void*>(dz.template data_ptr<T>() + a_off);
         p.b = lo ? static_cast<const void*>(static_cast<const bf16*>(ptr(in.t)) + b_off)
                  : static_cast<const void*>(static_cast<const T*>(ptr(in.t)) + b_off);
         p.d = dw.template data_ptr<float>() + s * p.m * p.n;
-        const TcKind kind = lo ? TcKind::kBf16
-                               : tf32_kind({p.m, p.n, p.lda, p.ldb, p.ldd}, {p.a, p.b, p.d});
-        run_tc(kind, TcLayout::kCR, p, true, x, plan.sms, plan.stream);
+        p.batches = batches;
+        p.batch_a = batches > 1 ? N * p.lda : 0;
+        p.batch_b = batches > 1 ? N * in.ld : 0;
+        p.batch_d = batches > 1 ? int64_t{p.m} * p.n : 0;
+        const TcKind kind =
+            lo ? TcKind::kBf16
+               : tf32_kind({p.m, p.n, p.lda, p.ldb, p.ldd, p.batch_a, p.batch_b, p.batch_d},
+                           {p.a, p.b, p.d});
+        run_tc(kind, TcLayout::kCR, p, batches == 1, x, plan.sms, plan.stream);
+      };
+      if (batched) {
+        launch_dw(0, static_cast<int>(per_signal));
+      } else {
+        for (int64_t s = 0; s < per_signal; ++s) launch_dw(s, 1);
       }
       if (lo) {
         grad_w[l] = cat ? dw.view({m_eff, n_eff}).narrow(0, 0, S * wo).narrow(1, 0, wi)
