@@ -329,3 +329,27 @@ def test_low_precision_opcheck(code):
             True, code)
     torch.library.opcheck(torch.ops.strainer_fast.fused_mlp_forward.default, args,
                           test_utils=("test_schema", "test_faketensor", "test_autograd_registration"))
+
+
+@pytest.mark.parametrize("last_linear", [True, False])
+def test_fake_kernel_saved_layout_per_device(last_linear):
+    """The fake kernel (torch.compile tracing) gives the saved tensors each device's kernel
+    returns: CPU the hidden activations then the cosines, CUDA one pre-activation per sine
+    layer. Fake CUDA tensors need no GPU."""
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    n_sine = 2 if last_linear else 3
+    with FakeTensorMode():
+        sine_widths = [8, 16, 4][:n_sine]
+        for device, widths in (("cpu", [8, 16] + sine_widths), ("cuda", sine_widths)):
+            x = torch.empty(10, 2, device=device)
+            w = [torch.empty(3, o, i, device=device) for i, o in ((2, 8), (8, 16), (16, 4))]
+            b = [torch.empty(3, o, device=device) for o in (8, 16, 4)]
+            out, saved = torch.ops.strainer_fast.fused_mlp_forward(x, w, b, [W0] * 3, last_linear,
+                                                                   True, 2)
+            assert out.shape == (3, 10, 4) and out.device.type == device
+            assert [t.shape[-1] for t in saved] == widths, device
+            assert all(t.shape[:2] == (3, 10) and t.dtype == x.dtype for t in saved)
+            _, saved = torch.ops.strainer_fast.fused_mlp_forward(x, w, b, [W0] * 3, last_linear,
+                                                                 False, 0)
+            assert saved == []
