@@ -138,7 +138,7 @@ void run_tc(TcKind kind, TcLayout layout, TcGemm p, bool split, const at::Tensor
     const int64_t tiles = ((p.m + 127) / 128) * ((p.n + 127) / 128);
     const int64_t want = (2 * sms + tiles - 1) / tiles;
     const int64_t most = std::max<int64_t>(1, p.k / kSplitMinDepth);
-    p.splits = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>({want, most, 64})));
+    p.splits = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>({want, most, 32})));
   }
   const size_t bytes = tc_gemm_workspace_bytes(kind, layout, p);
   at::Tensor workspace;

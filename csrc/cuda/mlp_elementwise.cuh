@@ -52,6 +52,25 @@ struct Shape3 {
   __host__ __device__ int64_t numel() const { return signals * points * width; }
 };
 
+// Element e of a contiguous [S, N, width] walk -> (s, n, j), in index type I: uint32_t
+// when the walk fits in 2^31 elements (32-bit division is several times cheaper on the
+// GPU than 64-bit), else int64_t.
+template <typename I>
+struct Coord {
+  int64_t s, n, j;
+  __device__ __forceinline__ Coord(I e, I points, I width) {
+    const I row = e / width;
+    const I sig = row / points;
+    j = static_cast<int64_t>(e - row * width);
+    n = static_cast<int64_t>(row - sig * points);
+    s = static_cast<int64_t>(sig);
+  }
+};
+
+#define SF_GRID_STRIDE(I, e, total)                                                  \
+  for (I e = static_cast<I>(blockIdx.x) * blockDim.x + threadIdx.x; e < (total);    \
+       e += static_cast<I>(gridDim.x) * blockDim.x)
+
 template <typename T>
 __device__ __forceinline__ void sincos_accurate(T z, T& s, T& c) {
   if constexpr (std::is_same_v<T, float>) {
@@ -80,22 +99,24 @@ inline unsigned grid_for(int64_t n, int threads) {
 }
 constexpr int kEwThreads = 256;
 
+// 32-bit element indices: the walk and its grid-stride steps (at most 2^24) stay below 2^32.
+inline bool small_walk(const Shape3& sh) { return sh.numel() <= (int64_t{1} << 31); }
+
 // First layer with `in` <= kFirstLayerMaxIn inputs: z = x W'^T + b' in fp32/fp64 FMAs
 // (no padded GEMM), then h = sin(z) (sine) or h = z (affine). x(s, n, k) at
 // x[s * x_s_stride + n * in + k] (x_s_stride = 0 for a shared input); W' [S, width, in];
 // b' [S, width]. z_out (contiguous [S, N, width], may be null) receives z.
 constexpr int kFirstLayerMaxIn = 4;
 
-template <typename T, typename Out>
+template <typename T, typename Out, typename I>
 __global__ void first_layer_kernel(const T* __restrict__ x, int64_t x_s_stride, int in,
                                    const T* __restrict__ w, const T* __restrict__ b, Shape3 sh,
                                    bool sine, Act<Out> h_out, T* __restrict__ z_out) {
-  const int64_t total = sh.numel();
-  for (int64_t e = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; e < total;
-       e += int64_t{gridDim.x} * blockDim.x) {
-    const int64_t j = e % sh.width;
-    const int64_t n = (e / sh.width) % sh.points;
-    const int64_t s = e / (sh.width * sh.points);
+  const I total = static_cast<I>(sh.numel());
+  const I points = static_cast<I>(sh.points), width = static_cast<I>(sh.width);
+  SF_GRID_STRIDE(I, e, total) {
+    const Coord<I> c(e, points, width);
+    const int64_t s = c.s, n = c.n, j = c.j;
     const T* xr = x + s * x_s_stride + n * in;
     const T* wr = w + (s * sh.width + j) * in;
     T v = b[s * sh.width + j];
@@ -118,15 +139,14 @@ __global__ void first_layer_kernel(const T* __restrict__ x, int64_t x_s_stride, 
 // (contiguous, may be null; may alias z_in when z_in is contiguous) and h = sin(v);
 // affine: h = v. h_out may alias z_in (same element mapping and type) when nothing
 // else reads z_in.
-template <typename T, typename Out>
+template <typename T, typename Out, typename I>
 __global__ void bias_act_kernel(Act<const T> z_in, const T* __restrict__ b, Shape3 sh, bool sine,
                                 Act<Out> h_out, T* z_out) {
-  const int64_t total = sh.numel();
-  for (int64_t e = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; e < total;
-       e += int64_t{gridDim.x} * blockDim.x) {
-    const int64_t j = e % sh.width;
-    const int64_t n = (e / sh.width) % sh.points;
-    const int64_t s = e / (sh.width * sh.points);
+  const I total = static_cast<I>(sh.numel());
+  const I points = static_cast<I>(sh.points), width = static_cast<I>(sh.width);
+  SF_GRID_STRIDE(I, e, total) {
+    const Coord<I> c(e, points, width);
+    const int64_t s = c.s, n = c.n, j = c.j;
     const T v = z_in.at(s, n, j) + b[s * sh.width + j];
     if (sine) {
       if (z_out != nullptr) z_out[e] = v;
@@ -143,15 +163,14 @@ __global__ void bias_act_kernel(Act<const T> z_in, const T* __restrict__ b, Shap
 // d = dh(s, n, j) * c. Writes d to dz (fp32/fp64, may be null, may alias dh with the
 // same mapping), d to dz_op (the GEMM operand copy, e.g. bf16; may be null) and sin z to
 // h_op (the lower layer's activation, the dW GEMM's operand; may be null).
-template <typename T, typename Op>
+template <typename T, typename Op, typename I>
 __global__ void gate_kernel(Act<const T> dh, const T* __restrict__ z, Shape3 sh, Act<T> dz,
                             Act<Op> dz_op, Act<Op> h_op) {
-  const int64_t total = sh.numel();
-  for (int64_t e = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; e < total;
-       e += int64_t{gridDim.x} * blockDim.x) {
-    const int64_t j = e % sh.width;
-    const int64_t n = (e / sh.width) % sh.points;
-    const int64_t s = e / (sh.width * sh.points);
+  const I total = static_cast<I>(sh.numel());
+  const I points = static_cast<I>(sh.points), width = static_cast<I>(sh.width);
+  SF_GRID_STRIDE(I, e, total) {
+    const Coord<I> c(e, points, width);
+    const int64_t s = c.s, n = c.n, j = c.j;
     T sv, cv;
     sincos_accurate(z[e], sv, cv);
     const T d = dh.at(s, n, j) * cv;
@@ -162,14 +181,13 @@ __global__ void gate_kernel(Act<const T> dh, const T* __restrict__ z, Shape3 sh,
 }
 
 // dst(s, n, j) = convert(src(s, n, j)): re-layout and/or rounding to the GEMM operand type.
-template <typename T, typename Op>
+template <typename T, typename Op, typename I>
 __global__ void copy_kernel(Act<const T> src, Shape3 sh, Act<Op> dst) {
-  const int64_t total = sh.numel();
-  for (int64_t e = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; e < total;
-       e += int64_t{gridDim.x} * blockDim.x) {
-    const int64_t j = e % sh.width;
-    const int64_t n = (e / sh.width) % sh.points;
-    const int64_t s = e / (sh.width * sh.points);
+  const I total = static_cast<I>(sh.numel());
+  const I points = static_cast<I>(sh.points), width = static_cast<I>(sh.width);
+  SF_GRID_STRIDE(I, e, total) {
+    const Coord<I> c(e, points, width);
+    const int64_t s = c.s, n = c.n, j = c.j;
     dst.at(s, n, j) = convert<Op>(src.at(s, n, j));
   }
 }
@@ -181,8 +199,15 @@ cudaError_t launch_first_layer(const T* x, int64_t x_s_stride, int in, const T* 
                                Shape3 sh, bool sine, Act<Out> h_out, T* z_out,
                                cudaStream_t stream) {
   if (sh.numel() == 0) return cudaSuccess;
-  first_layer_kernel<T, Out><<<grid_for(sh.numel(), kEwThreads), kEwThreads, 0, stream>>>(
-      x, x_s_stride, in, w, b, sh, sine, h_out, z_out);
+  if (small_walk(sh)) {
+    first_layer_kernel<T, Out, uint32_t><<<grid_for(sh.numel(), kEwThreads), kEwThreads, 0,
+                                           stream>>>(x, x_s_stride, in, w, b, sh, sine, h_out,
+                                                     z_out);
+  } else {
+    first_layer_kernel<T, Out, int64_t><<<grid_for(sh.numel(), kEwThreads), kEwThreads, 0,
+                                          stream>>>(x, x_s_stride, in, w, b, sh, sine, h_out,
+                                                    z_out);
+  }
   return cudaGetLastError();
 }
 
@@ -190,8 +215,13 @@ template <typename T, typename Out>
 cudaError_t launch_bias_act(Act<const T> z_in, const T* b, Shape3 sh, bool sine, Act<Out> h_out,
                             T* z_out, cudaStream_t stream) {
   if (sh.numel() == 0) return cudaSuccess;
-  bias_act_kernel<T, Out><<<grid_for(sh.numel(), kEwThreads), kEwThreads, 0, stream>>>(
-      z_in, b, sh, sine, h_out, z_out);
+  if (small_walk(sh)) {
+    bias_act_kernel<T, Out, uint32_t><<<grid_for(sh.numel(), kEwThreads), kEwThreads, 0, stream>>>(
+        z_in, b, sh, sine, h_out, z_out);
+  } else {
+    bias_act_kernel<T, Out, int64_t><<<grid_for(sh.numel(), kEwThreads), kEwThreads, 0, stream>>>(
+        z_in, b, sh, sine, h_out, z_out);
+  }
   return cudaGetLastError();
 }
 
@@ -199,15 +229,26 @@ template <typename T, typename Op>
 cudaError_t launch_gate(Act<const T> dh, const T* z, Shape3 sh, Act<T> dz, Act<Op> dz_op,
                         Act<Op> h_op, cudaStream_t stream) {
   if (sh.numel() == 0) return cudaSuccess;
-  gate_kernel<T, Op><<<grid_for(sh.numel(), kEwThreads), kEwThreads, 0, stream>>>(
-      dh, z, sh, dz, dz_op, h_op);
+  if (small_walk(sh)) {
+    gate_kernel<T, Op, uint32_t><<<grid_for(sh.numel(), kEwThreads), kEwThreads, 0, stream>>>(
+        dh, z, sh, dz, dz_op, h_op);
+  } else {
+    gate_kernel<T, Op, int64_t><<<grid_for(sh.numel(), kEwThreads), kEwThreads, 0, stream>>>(
+        dh, z, sh, dz, dz_op, h_op);
+  }
   return cudaGetLastError();
 }
 
 template <typename T, typename Op>
 cudaError_t launch_copy(Act<const T> src, Shape3 sh, Act<Op> dst, cudaStream_t stream) {
   if (sh.numel() == 0) return cudaSuccess;
-  copy_kernel<T, Op><<<grid_for(sh.numel(), kEwThreads), kEwThreads, 0, stream>>>(src, sh, dst);
+  if (small_walk(sh)) {
+    copy_kernel<T, Op, uint32_t><<<grid_for(sh.numel(), kEwThreads), kEwThreads, 0, stream>>>(
+        src, sh, dst);
+  } else {
+    copy_kernel<T, Op, int64_t><<<grid_for(sh.numel(), kEwThreads), kEwThreads, 0, stream>>>(
+        src, sh, dst);
+  }
   return cudaGetLastError();
 }
 
