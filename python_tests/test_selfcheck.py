@@ -314,3 +314,16 @@ def test_unchecked_device_types_skip_the_check(monkeypatch):
     out = call(x, ws, bs, om)  # CPU is not checked outside tests: the (faulty) kernel runs
     assert selfcheck.results() == {}
     assert not torch.equal(out, reference.batched_sine_mlp(x, ws, bs, om, True))
+
+
+# ---- precision="tf32" plumbing (the kernel side is in test_cuda.py) ----
+
+def test_tf32_validation_messages():
+    x, ws, bs = torch.rand(4, 2, dtype=torch.float64), [torch.rand(3, 2, dtype=torch.float64)], \
+        [torch.rand(3, dtype=torch.float64)]
+    assert ops.PRECISIONS["tf32"] == 2
+    with pytest.raises(TypeError, match="precision='tf32' needs float32 tensors"):
+        ops.sine_mlp(x, ws, bs, [30.0], precision="tf32")
+    with pytest.raises(ValueError, match="only precision='exact'"):
+        ops.sine_mlp(x.float(), [ws[0].float()], [bs[0].float()], [30.0], backend="reference",
+                     precision="tf32")
