@@ -15,6 +15,7 @@ import torch
 
 from strainer_fast import ops, reference, selfcheck
 from conftest import requires_cpu_kernel
+from rounding import round_bf16, round_tf32
 
 pytestmark = requires_cpu_kernel
 NS = torch.ops.strainer_fast
@@ -23,18 +24,6 @@ REAL_BACKWARD = NS.fused_mlp_backward
 
 
 # ---- emulated tensor-core kernels (rounded GEMM operands, fp32 everything else) ----
-
-def round_tf32(t: torch.Tensor, truncate: bool = False) -> torch.Tensor:
-    """float32 -> nearest (or truncated) value with TF32's 10-bit mantissa."""
-    i = t.contiguous().view(torch.int32)
-    if not truncate:
-        i = i + (0xFFF + ((i >> 13) & 1))
-    return (i & -8192).view(torch.float32)
-
-
-def round_bf16(t: torch.Tensor) -> torch.Tensor:
-    return t.bfloat16().float()
-
 
 class _RoundValue(torch.autograd.Function):
     """Rounds in forward (a GEMM operand), passes the gradient through."""
