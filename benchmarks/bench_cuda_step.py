@@ -11,7 +11,8 @@ alone (forward, and forward + backward) at each layer shape.
     python benchmarks/bench_cuda_step.py [--grids 178,512] [--repeats 30] [--variants ...]
 
 CUDA events, warm-up, median of --repeats. Writes JSON (device, driver, torch / CUDA versions,
-git commit; no host name) to benchmarks/results/cuda_step.json and a Markdown table next to it.
+git commit; no host name) to benchmarks/results/cuda_step.json after every variant (``complete``
+turns true at the end) and a Markdown table next to it.
 """
 
 from __future__ import annotations
@@ -286,12 +287,17 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit("bench_cuda_step.py: strainer_fast was built without CUDA kernels; rebuild "
                  "with nvcc on the PATH (see README, GPU usage)")
 
-    results = {"machine": gpu_info(), "ceilings": measure_ceilings(), "grids": {}}
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    save = lambda: out.write_text(json.dumps(results, indent=1))  # noqa: E731
+    results = {"machine": gpu_info(), "complete": False, "ceilings": measure_ceilings(),
+               "grids": {}}
     print(f"ceilings: {results['ceilings']}", flush=True)
     fused_precisions = [VARIANTS[v].precision for v in chosen if VARIANTS[v].backend == "cuda"]
     for grid in [int(g) for g in args.grids.split(",")]:
         points = grid * grid
         row = {}
+        results["grids"][str(grid)] = {"points": points, "variants": row}
         for name in chosen:
             try:
                 row[name] = run_variant(VARIANTS[name], grid, args.repeats)
@@ -306,6 +312,7 @@ def main(argv: list[str] | None = None) -> None:
                       f" MiB, first call {r['first_call_s']:.1f} s)", flush=True)
             else:
                 print(f"grid {grid}: {name:13s} FAILED {r['error']}", flush=True)
+            save()  # partial results survive a time limit
         entry = {"points": points, "flops": step_flops(points), "bytes": step_bytes(points),
                  "floors": floors(points, results["ceilings"]), "variants": row}
         entry["targets"] = targets(row, entry["floors"])
@@ -315,9 +322,9 @@ def main(argv: list[str] | None = None) -> None:
             except Exception as exc:  # noqa: BLE001
                 entry["layers"] = {"error": f"{type(exc).__name__}: {exc}"[:500]}
         results["grids"][str(grid)] = entry
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=1))
+        save()
+    results["complete"] = True
+    save()
     table = markdown_table(results)
     out.with_suffix(".md").write_text(table + "\n")
     print(table)

@@ -75,3 +75,53 @@ def test_benchmark_without_cuda_exits_with_a_message(bench):
         bench.main(["--grids", "8"])
     with pytest.raises(SystemExit):
         bench.main(["--variants", "nope"])
+
+
+@pytest.fixture(scope="module")
+def gpu_check():
+    return load("gpu_check")
+
+
+def test_gpu_check_dry_run_and_bad_stage(gpu_check, capsys):
+    assert gpu_check.main(["--dry-run", "--skip", "racecheck"]) == 0
+    plan = capsys.readouterr().out
+    assert "build: at most" in plan and "racecheck: at most 70 s (skipped)" in plan
+    with pytest.raises(SystemExit):
+        gpu_check.main(["--skip", "lint"])
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-CUDA path")
+def test_gpu_check_without_cuda_says_so(gpu_check, capsys, tmp_path):
+    assert gpu_check.main(["--out", str(tmp_path / "r.json")]) == 2
+    assert "no CUDA device visible" in capsys.readouterr().err
+    assert not (tmp_path / "r.json").exists()
+
+
+def test_gpu_check_finds_cutlass_from_a_folder(gpu_check, tmp_path, monkeypatch):
+    check = gpu_check.Check(budget=10, work=tmp_path)
+    monkeypatch.setenv("STRAINER_FAST_CUTLASS_DIR", str(tmp_path / "include"))
+    stage = gpu_check.Stage("cutlass")
+    assert gpu_check.find_cutlass(check, stage) is None and stage.status == "failed"
+    (tmp_path / "include" / "cutlass").mkdir(parents=True)
+    (tmp_path / "include" / "cutlass" / "cutlass.h").write_text("")
+    stage = gpu_check.Stage("cutlass")
+    assert gpu_check.find_cutlass(check, stage) == str(tmp_path / "include")
+    assert stage.status == "ok"
+
+
+def test_gpu_check_stage_time_limit_and_summary(gpu_check, tmp_path):
+    check = gpu_check.Check(budget=100, work=tmp_path)
+    slow = gpu_check.Stage("tests")
+    assert check.run(slow, [sys.executable, "-c", "import time; time.sleep(30)"], 1) is None
+    assert slow.status == "timeout" and slow.seconds < 10
+    fast = gpu_check.Stage("bench")
+    proc = check.run(fast, [sys.executable, "-c", "print('hello')"], 30)
+    assert proc.returncode == 0 and "hello" in Path(fast.log).read_text()
+    xml = tmp_path / "t.xml"
+    xml.write_text('<testsuites><testsuite tests="3" failures="1" errors="0" skipped="1" '
+                   'time="2.5"><testcase classname="m" name="a"><failure/></testcase>'
+                   '<testcase classname="m" name="b"/></testsuite></testsuites>')
+    assert gpu_check.junit_summary(xml) == {"tests": 3, "failures": 1, "errors": 0,
+                                            "skipped": 1, "seconds": 2.5, "failed": ["m::a"]}
+    table = gpu_check.summary_table([slow, fast], 3.0)
+    assert "| tests | timeout |" in table
