@@ -93,7 +93,7 @@ class SelfCheckResult:
 
 
 _results: dict[tuple, SelfCheckResult] = {}
-_lock = threading.Lock()
+_lock = threading.RLock()
 
 
 def mode() -> str:
