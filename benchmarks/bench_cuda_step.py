@@ -19,24 +19,21 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
-import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 from bench_cpu_step import OUT, SHARED_LAYERS, SIGNALS, W0, WIDTH, make_params, make_step  # noqa: E402
+from gpu_check import machine_info  # noqa: E402
 
 import strainer_fast  # noqa: E402
 from strainer_fast import ops  # noqa: E402
 
-REPO = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).parent / "results"
 
 
@@ -120,29 +117,32 @@ def cuda_time(fn, repeats: int, warmup: int = 3) -> dict:
             "min_s": min(times), "max_s": max(times)}
 
 
+def _matmul_seconds(n: int, dtype: torch.dtype, tf32: bool, repeats: int) -> float:
+    g = torch.Generator(device="cuda").manual_seed(0)
+    a = torch.randn(n, n, device="cuda", generator=g).to(dtype)
+    b = torch.randn(n, n, device="cuda", generator=g).to(dtype)
+    prev = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = tf32
+    try:
+        return cuda_time(lambda: torch.mm(a, b), repeats, warmup=2)["median_s"]
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = prev
+
+
+def _copy_seconds(numel: int, repeats: int) -> float:
+    src = torch.randn(numel, device="cuda", generator=torch.Generator(device="cuda").manual_seed(0))
+    dst = torch.empty_like(src)
+    return cuda_time(lambda: dst.copy_(src), repeats, warmup=2)["median_s"]
+
+
 def measure_ceilings(repeats: int = 10) -> dict[str, float]:
     """Measured matmul rates (TFLOP/s; fp32 SIMT, tf32 and bf16 tensor cores; 8192^3 on random
     data) and device-to-device copy bandwidth (bytes read + written per second, 2 GiB)."""
-    n = 8192
-    g = torch.Generator(device="cuda").manual_seed(0)
-    out = {}
-    for name, dtype, tf32 in (("fp32", torch.float32, False), ("tf32", torch.float32, True),
-                              ("bf16", torch.bfloat16, False)):
-        a = torch.randn(n, n, device="cuda", generator=g).to(dtype)
-        b = torch.randn(n, n, device="cuda", generator=g).to(dtype)
-        prev = torch.backends.cuda.matmul.allow_tf32
-        torch.backends.cuda.matmul.allow_tf32 = tf32
-        try:
-            t = cuda_time(lambda: torch.mm(a, b), repeats, warmup=2)["median_s"]
-        finally:
-            torch.backends.cuda.matmul.allow_tf32 = prev
-        out[f"{name}_tflops"] = 2 * n**3 / t / 1e12
-        del a, b
-    src = torch.randn(2**29 // 4 * 4, device="cuda", generator=g)  # 2 GiB of float32
-    dst = torch.empty_like(src)
-    t = cuda_time(lambda: dst.copy_(src), repeats, warmup=2)["median_s"]
-    out["copy_bytes_per_s"] = 2 * src.numel() * 4 / t
-    del src, dst
+    n, numel = 8192, 2**29
+    out = {f"{name}_tflops": 2 * n**3 / _matmul_seconds(n, dtype, tf32, repeats) / 1e12
+           for name, dtype, tf32 in (("fp32", torch.float32, False), ("tf32", torch.float32, True),
+                                     ("bf16", torch.bfloat16, False))}
+    out["copy_bytes_per_s"] = 2 * numel * 4 / _copy_seconds(numel, repeats)
     torch.cuda.empty_cache()
     return out
 
@@ -209,36 +209,10 @@ def run_variant(variant: Variant, points_side: int, repeats: int) -> dict:
     return r
 
 
-def git_commit() -> dict:
-    """HEAD of this checkout (or $STRAINER_FAST_GIT_COMMIT where the copy has no .git)."""
-    try:
-        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True,
-                              text=True, timeout=10)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                               cwd=REPO, capture_output=True, text=True, timeout=10)
-        if head.returncode == 0:
-            return {"commit": head.stdout.strip(), "dirty": bool(dirty.stdout.strip())}
-    except (OSError, subprocess.SubprocessError):
-        pass
-    return {"commit": os.environ.get("STRAINER_FAST_GIT_COMMIT", "unknown"), "dirty": None}
-
-
 def gpu_info() -> dict:
-    """Device, driver and library versions (no host name)."""
-    info = {"python": platform.python_version(), "torch": torch.__version__,
-            "cuda": torch.version.cuda, "strainer_fast": strainer_fast.__version__,
-            "cuda_kernels_built": ops.compiled_kernel_available("cuda"), **git_commit()}
-    try:
-        smi = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
-                             capture_output=True, text=True, timeout=30)
-        info["driver"] = smi.stdout.strip().splitlines()[0] if smi.returncode == 0 else "unknown"
-    except (OSError, subprocess.SubprocessError, IndexError):
-        info["driver"] = "unknown"
-    if torch.cuda.is_available():
-        p = torch.cuda.get_device_properties(0)
-        info.update(gpu=p.name, capability=f"{p.major}.{p.minor}", sms=p.multi_processor_count,
-                    memory_gib=round(p.total_memory / 2**30, 1))
-    return info
+    """Device, driver, versions and git commit (no host name), plus this build's state."""
+    return {**machine_info(), "strainer_fast": strainer_fast.__version__,
+            "cuda_kernels_built": ops.compiled_kernel_available("cuda")}
 
 
 def floors(points: int, ceilings: dict) -> dict:

@@ -178,11 +178,40 @@ def sanitizer(check: Check, stage: Stage, tool: str, site: str) -> None:
         stage.status, stage.detail = "failed", f"exit {proc.returncode}: {tail(stage.log, 8)}"
 
 
-def versions() -> dict:
-    sys.path.insert(0, str(REPO / "benchmarks"))
-    from bench_cuda_step import gpu_info
+def git_commit() -> dict:
+    """HEAD of this checkout (or $STRAINER_FAST_GIT_COMMIT where the copy has no .git)."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True,
+                              text=True, timeout=10)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               cwd=REPO, capture_output=True, text=True, timeout=10)
+        if head.returncode == 0:
+            return {"commit": head.stdout.strip(), "dirty": bool(dirty.stdout.strip())}
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return {"commit": os.environ.get("STRAINER_FAST_GIT_COMMIT", "unknown"), "dirty": None}
 
-    return gpu_info()
+
+def machine_info() -> dict:
+    """Device, driver, Python / torch / CUDA versions and git commit; no host name. Needs no
+    built strainer_fast (this runs before the build)."""
+    import platform
+
+    import torch
+
+    info = {"python": platform.python_version(), "torch": torch.__version__,
+            "cuda": torch.version.cuda, **git_commit()}
+    try:
+        smi = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+                             capture_output=True, text=True, timeout=30)
+        info["driver"] = smi.stdout.strip().splitlines()[0] if smi.returncode == 0 else "unknown"
+    except (OSError, subprocess.SubprocessError, IndexError):
+        info["driver"] = "unknown"
+    if torch.cuda.is_available():
+        p = torch.cuda.get_device_properties(0)
+        info.update(gpu=p.name, capability=f"{p.major}.{p.minor}", sms=p.multi_processor_count,
+                    memory_gib=round(p.total_memory / 2**30, 1))
+    return info
 
 
 def plan(args) -> list[str]:
@@ -223,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
     check = Check(budget=args.budget, work=work)
     site = str(work / "site")
     bench_json = work / "cuda_step.json"
-    report = {"machine": versions(), "budget_s": args.budget, "stages": []}
+    report = {"machine": machine_info(), "budget_s": args.budget, "stages": []}
     print(f"gpu_check on {report['machine'].get('gpu')} (cc {report['machine'].get('capability')}"
           f"), work folder {work}", flush=True)
 

@@ -24,7 +24,9 @@ class OpRecorder(TorchDispatchMode):
 
     def args_of(self, name: str) -> tuple:
         """The first call's arguments, tensors detached (and lists of tensors too)."""
-        args = next(a for n, a in self.calls if n == name)
+        args = next((a for n, a in self.calls if n == name), None)
+        if args is None:
+            raise AssertionError(f"{name} was not dispatched; recorded: {self.names}")
         detach = lambda a: a.detach() if isinstance(a, torch.Tensor) else a  # noqa: E731
         return tuple([detach(t) for t in a] if isinstance(a, (list, tuple)) else detach(a)
                      for a in args)

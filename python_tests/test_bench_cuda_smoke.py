@@ -4,6 +4,8 @@ bytes as the issue states, format their tables, and stop with a clear message wi
 from __future__ import annotations
 
 import importlib.util
+import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -125,3 +127,15 @@ def test_gpu_check_stage_time_limit_and_summary(gpu_check, tmp_path):
                                             "skipped": 1, "seconds": 2.5, "failed": ["m::a"]}
     table = gpu_check.summary_table([slow, fast], 3.0)
     assert "| tests | timeout |" in table
+
+
+def test_gpu_check_machine_info_needs_no_built_package():
+    """gpu_check records the machine before it builds: strainer_fast must not be imported."""
+    code = ("import sys, json; sys.modules['strainer_fast'] = None; sys.path.insert(0, sys.argv[1]);"
+            "import gpu_check; print(json.dumps(gpu_check.machine_info()))")
+    proc = subprocess.run([sys.executable, "-c", code, str(BENCH_DIR)], capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    info = json.loads(proc.stdout)
+    assert info["torch"] == torch.__version__ and "commit" in info and "driver" in info
+    assert not any("host" in k for k in info)
