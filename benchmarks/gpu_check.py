@@ -290,9 +290,11 @@ def main(argv: list[str] | None = None) -> int:
                 cwd=work, env=dict(check.env, PYTHONPATH=site), capture_output=True, text=True)
             built = proc.returncode == 0 and probe.stdout.split() == ["True", "True"]
             s.status = "ok" if built else "failed"
-            s.detail = (f"archs {archs}, {s.seconds:.0f} s" if built else
-                        f"pip exit {proc.returncode}; CUDA kernels: {probe.stdout.strip() or probe.stderr[-300:]}"
-                        f"; {tail(s.log, 6)}")
+            notes = [ln.strip() for ln in Path(s.log).read_text(errors="replace").splitlines()
+                     if "strainer_fast:" in ln or "error" in ln.lower()][-6:]
+            s.detail = (f"archs {archs}, {s.seconds:.0f} s; " if built else
+                        f"pip exit {proc.returncode}, {s.seconds:.0f} s; CUDA kernels built and "
+                        f"registered: {probe.stdout.strip() or probe.stderr[-300:]}; ") + " / ".join(notes)
         print(f"   build: {s.status} in {s.seconds:.0f} s", flush=True)
     env_site = dict(check.env, PYTHONPATH=site, STRAINER_FAST_GPU_CHECK="1")
     if (s := stage("tests")) is not None:
