@@ -210,6 +210,12 @@ def test_strict_mode_raises_every_time(cpu_checked):
     for _ in range(2):
         with pytest.raises(RuntimeError, match="failed its self-check.*=strict"):
             call(x, ws, bs, om)
+    cpu_checked.setenv(selfcheck.ENV, "1")  # the same verdict, now warned about once
+    with pytest.warns(RuntimeWarning, match="failed its self-check"):
+        call(x, ws, bs, om)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        call(x, ws, bs, om)
 
 
 def test_off_skips_the_check(cpu_checked):

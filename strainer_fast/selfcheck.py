@@ -93,6 +93,7 @@ class SelfCheckResult:
 
 
 _results: dict[tuple, SelfCheckResult] = {}
+_warned: set[tuple] = set()
 _lock = threading.RLock()
 
 
@@ -113,6 +114,7 @@ def reset() -> None:
     """Forgets every verdict (the next fused call per combination checks again)."""
     with _lock:
         _results.clear()
+        _warned.clear()
 
 
 def _capturing(device_type: str, index: int | None) -> bool:
@@ -148,13 +150,13 @@ def fused_allowed(device_type: str, index: int | None, precision: str, dtype: to
             if result is None:
                 result = run(torch.device(device_type, index), precision, dtype)
                 _results[key] = result
-                if not result.passed and how != "strict":
-                    warnings.warn(
-                        f"strainer_fast: fused kernel failed its self-check on {where} for "
-                        f"precision={precision!r}, {dtype}: {result.describe()}; using the "
-                        f"plain-PyTorch reference for this combination ({ENV}=strict raises "
-                        "instead, 0 skips the check)",
-                        RuntimeWarning, stacklevel=4)
+    if not result.passed and how != "strict" and key not in _warned:
+        _warned.add(key)
+        warnings.warn(
+            f"strainer_fast: fused kernel failed its self-check on {result.device} for "
+            f"precision={precision!r}, {dtype}: {result.describe()}; using the plain-PyTorch "
+            f"reference for this combination ({ENV}=strict raises instead, 0 skips the check)",
+            RuntimeWarning, stacklevel=4)
     if not result.passed and how == "strict":
         raise RuntimeError(
             f"strainer_fast: fused kernel failed its self-check on {result.device} for "
