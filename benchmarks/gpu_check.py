@@ -230,7 +230,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--budget", type=float, default=470.0, help="seconds for all stages")
     parser.add_argument("--skip", default="", help="comma-separated stages to skip")
     parser.add_argument("--dry-run", action="store_true", help="print the plan, run nothing")
-    parser.add_argument("--bench-args", default="--grids 178,512 --repeats 20")
+    parser.add_argument("--bench-args", default="--grids 512,178 --repeats 20",
+                        help="the target grid first: partial results survive the time limit")
     parser.add_argument("--out", default=str(RESULTS / "gpu_check.json"))
     args = parser.parse_args(argv)
     args.skip = {s for s in args.skip.split(",") if s}
