@@ -183,7 +183,8 @@ def test_tensor_core_error_bounds(precision, shared):
     for g, r in zip(grads, ref_grads):
         rel = ((g.double() - r).norm() / r.norm().clamp_min(1e-12)).item()
         assert rel < grad_err
-    assert (out.double() - ref_out).norm().item() > 0  # and it is not silently exact fp64
+    # and it really runs the lower precision (exact fp32 gives a mean error near 1e-7 here)
+    assert err.mean().item() > 2e-6
 
 
 ROUNDED_CASES = [  # (S or None for sine_mlp, shared, N, in, out)
