@@ -7,7 +7,7 @@ BUILD_DEPS := scikit-build-core pybind11 ninja cmake
 RUNTIME_DEPS := numpy pillow tqdm matplotlib scikit-image trimesh scipy
 TEST_DEPS := pytest
 
-.PHONY: install demo occupancy-demo test cuda-check bench clean repro-quick repro-full
+.PHONY: install demo occupancy-demo test cuda-check gpu-check bench clean repro-quick repro-full
 
 install:
 	$(PYTHON) -c "import torch, sys; sys.exit(0 if torch.__version__.startswith('$(TORCH_SPEC:torch==%=%)') else 1)" 2>/dev/null \
@@ -31,6 +31,12 @@ cuda-check:
 	cmake -S . -B build/cuda-check -G Ninja -DSTRAINER_FAST_CUDA_CHECK_ONLY=ON \
 		-DPython_EXECUTABLE="$$(command -v $(PYTHON))"
 	cmake --build build/cuda-check
+
+# One-shot verification on one H100/H200, no network, <= 8 min (README, GPU usage): build the
+# CUDA path for the device's arch (CUTLASS from .whl/ or STRAINER_FAST_CUTLASS_DIR), test_cuda.py,
+# compute-sanitizer memcheck + racecheck, bench_cuda_step.py; JSON under benchmarks/results/.
+gpu-check:
+	$(PYTHON) benchmarks/gpu_check.py
 
 bench: install
 	$(PYTHON) benchmarks/bench_cpu_step.py

@@ -5,10 +5,13 @@ last layer is the plain affine ``h_{L-1} @ W^T + b`` (its omega is ignored).
 
 Backends: ``"auto"`` (compiled kernel for the tensors' device, else the reference with a
 one-time warning), ``"cpu"``, ``"cuda"`` (compiled kernels, error if missing) and
-``"reference"`` (plain PyTorch, the spec). Precisions: ``"exact"`` (float32/float64 GEMMs)
-and ``"bf16"`` (compiled kernels, float32 tensors: GEMM operands of layers whose input is at
-least 16 wide are rounded to bf16, accumulation, sin/cos, saved tensors and gradients stay
-fp32). On a CPU without bf16 instructions ``"bf16"`` warns once and runs exact.
+``"reference"`` (plain PyTorch, the spec). Precisions: ``"exact"`` (float32/float64 GEMMs),
+``"tf32"`` and ``"bf16"`` (compiled kernels, float32 tensors: GEMM operands of layers whose
+input is at least 16 wide are rounded to TF32 / bf16; accumulation, sin/cos and gradients stay
+fp32). CPUs have no TF32: there ``"tf32"`` warns once and runs exact, as ``"bf16"`` does on a
+CPU without bf16 instructions. On CUDA the first fused call per (device, precision, dtype)
+runs the self-check of :mod:`strainer_fast.selfcheck`; a failed check routes that combination
+to the reference.
 """
 
 from __future__ import annotations
@@ -19,14 +22,14 @@ from collections.abc import Sequence
 
 import torch
 
-from . import reference
+from . import reference, selfcheck
 from ._extension import _C, CPU_HAS_NATIVE_BF16, compiled_kernel_available
 
 __all__ = ["sine_mlp", "batched_sine_mlp", "cpu_cache_bytes", "empty_cpu_cache", "BACKENDS",
            "PRECISIONS"]
 
 BACKENDS = ("auto", "cpu", "cuda", "reference")
-PRECISIONS = {"exact": 0, "bf16": 1}
+PRECISIONS = {"exact": 0, "bf16": 1, "tf32": 2}  # the ops' precision codes
 _warned_fallback: set[str] = set()
 
 
@@ -47,8 +50,7 @@ def sine_mlp(
     """
     weights, biases = list(weights), list(biases)
     omegas = _check(x, weights, biases, omegas, batched=False, precision=precision)
-    kind = _choose_backend(backend, x, precision)
-    precision = _effective_precision(precision, x)
+    kind, precision = _route(backend, x, precision)
     if kind == "reference":
         return reference.sine_mlp(x, weights, biases, omegas, last_linear)
     w3 = [w.unsqueeze(0) for w in weights]
@@ -73,8 +75,7 @@ def batched_sine_mlp(
     """
     weights, biases = list(weights), list(biases)
     omegas = _check(x, weights, biases, omegas, batched=True, precision=precision)
-    kind = _choose_backend(backend, x, precision)
-    precision = _effective_precision(precision, x)
+    kind, precision = _route(backend, x, precision)
     if kind == "reference":
         return reference.batched_sine_mlp(x, weights, biases, omegas, last_linear)
     return _fused(x, weights, biases, omegas, last_linear, PRECISIONS[precision])
@@ -97,26 +98,43 @@ def _fused(x, weights, biases, omegas, last_linear, precision):
     save = torch.is_grad_enabled() and any(
         t.requires_grad for t in (x, *weights, *biases)
     )
-    out = torch.ops.strainer_fast.fused_mlp_forward(
+    # [0]: the output; the rest is what the op saves for backward
+    return torch.ops.strainer_fast.fused_mlp_forward(
         x, weights, biases, omegas, last_linear, save, precision
     )[0]
-    return out
+
+
+def _route(backend: str, x: torch.Tensor, precision: str) -> tuple[str, str]:
+    """("fused" or "reference", the precision the kernel runs): backend choice, hardware
+    fallbacks, then the self-check verdict for this (device, precision, dtype)."""
+    kind = _choose_backend(backend, x, precision)
+    precision = _effective_precision(precision, x)
+    if kind == "fused" and not selfcheck.fused_allowed(x.device.type, x.device.index, precision,
+                                                       x.dtype):
+        kind = "reference"
+    return kind, precision
 
 
 def _effective_precision(precision: str, x: torch.Tensor) -> str:
-    if precision == "bf16" and x.dtype != torch.float32:
-        raise TypeError(f"precision='bf16' needs float32 tensors, got {x.dtype}")
-    if precision == "bf16" and x.device.type == "cpu" and not CPU_HAS_NATIVE_BF16:
-        if "bf16" not in _warned_fallback:
-            _warned_fallback.add("bf16")
-            warnings.warn(
-                "strainer_fast: this CPU has no bf16 instructions (AVX512-BF16/AMX); "
-                "precision='bf16' runs in exact fp32 mode",
-                RuntimeWarning,
-                stacklevel=3,
-            )
+    if precision in ("bf16", "tf32") and x.dtype != torch.float32:
+        raise TypeError(f"precision={precision!r} needs float32 tensors, got {x.dtype}")
+    if x.device.type != "cpu" or precision == "exact":
+        return precision
+    if precision == "tf32":
+        _warn_once("tf32", "strainer_fast: CPUs have no TF32; precision='tf32' runs in exact "
+                           "fp32 mode on CPU tensors")
+        return "exact"
+    if not CPU_HAS_NATIVE_BF16:
+        _warn_once("bf16", "strainer_fast: this CPU has no bf16 instructions (AVX512-BF16/AMX); "
+                           "precision='bf16' runs in exact fp32 mode")
         return "exact"
     return precision
+
+
+def _warn_once(key: str, message: str) -> None:
+    if key not in _warned_fallback:
+        _warned_fallback.add(key)
+        warnings.warn(message, RuntimeWarning, stacklevel=5)
 
 
 def _choose_backend(backend: str, x: torch.Tensor, precision: str) -> str:
@@ -143,7 +161,7 @@ def _choose_backend(backend: str, x: torch.Tensor, precision: str) -> str:
             f"strainer_fast: no compiled kernel for {device}; using the plain-PyTorch "
             "reference (slower). Build the extension to get the fused kernels.",
             RuntimeWarning,
-            stacklevel=3,
+            stacklevel=4,
         )
     return "reference"
 
