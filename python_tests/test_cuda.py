@@ -145,10 +145,15 @@ def test_torch_compile_fullgraph():
 @pytest.mark.skipif(torch.cuda.is_available() and torch.cuda.get_device_capability()[0] < 8,
                     reason="bf16 tensor cores need sm_80+")
 @pytest.mark.parametrize("shared", [True, False])
-def test_bf16_error_bounds(shared):
-    """bf16 GEMM inputs with fp32 accumulation: errors against the fp64 reference stay small."""
-    x, w, b, om = make_net(10, 4096, (2, 256, 256, 256, 256, 256, 3), shared, torch.float32)
-    out, grads = run(x, w, b, om, True, "cuda", precision="bf16")
+@pytest.mark.parametrize("precision", ["bf16", "tf32"])
+@pytest.mark.parametrize("widths", [(2, 256, 256, 256, 256, 256, 3), (3, 64, 70, 128, 36, 3)],
+                         ids=["fused_epilogues", "mixed_alignment"])
+def test_lowp_error_bounds(shared, precision, widths):
+    """bf16/TF32 GEMM inputs with fp32 accumulation: errors against the fp64 reference stay
+    small, with the GEMM-fused epilogues (widths multiples of 8) and with the separate
+    elementwise kernels that replace them for widths like 70 (and next to them)."""
+    x, w, b, om = make_net(10, 4096, widths, shared, torch.float32)
+    out, grads = run(x, w, b, om, True, "cuda", precision=precision)
     to64 = lambda ts: [t.detach().double().requires_grad_() for t in ts]  # noqa: E731
     ref_out, ref_grads = run(to64([x])[0], to64(w), to64(b), om, True, "reference")
     err = (out.double() - ref_out).abs()
