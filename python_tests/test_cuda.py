@@ -171,9 +171,13 @@ ERROR_LIMITS = {"tf32": (2e-3, 4e-4, 2e-2), "bf16": (1e-2, 1.5e-3, 8e-2)}
 @needs_sm80
 @pytest.mark.parametrize("precision", TENSOR_CORE_PRECISIONS)
 @pytest.mark.parametrize("shared", [True, False])
-def test_tensor_core_error_bounds(precision, shared):
-    """A 6-layer width-256 network against the fp64 reference: errors of the format's size."""
-    x, w, b, om = make_net(10, 4096, (2, 256, 256, 256, 256, 256, 3), shared, torch.float32)
+@pytest.mark.parametrize("widths", [(2, 256, 256, 256, 256, 256, 3), (3, 64, 70, 128, 36, 3)],
+                         ids=["fused_epilogues", "mixed_alignment"])
+def test_tensor_core_error_bounds(precision, shared, widths):
+    """TF32/bf16 GEMM inputs with fp32 accumulation against the fp64 reference: errors of the
+    format's size, with the GEMM-fused epilogues (widths multiples of 8) and with the separate
+    elementwise kernels that replace them for widths like 70 (and next to them)."""
+    x, w, b, om = make_net(10, 4096, widths, shared, torch.float32)
     out, grads = run(x, w, b, om, True, "cuda", precision=precision)
     to64 = lambda ts: [t.detach().double().requires_grad_() for t in ts]  # noqa: E731
     ref_out, ref_grads = run(to64([x])[0], to64(w), to64(b), om, True, "reference")

@@ -4,10 +4,11 @@
 //
 // Per layer l (w0 folded into W' = w0 W and b' = w0 b once per call):
 //   forward   z = h_{l-1} W'^T + b'  (one GEMM, then an epilogue kernel: bias, sin,
-//             the saved z); the first layer with <= 4 inputs is one small kernel.
+//             the saved z; tensor-core layers with aligned widths do this in the GEMM's
+//             fused epilogue); the first layer with <= 4 inputs is one small kernel.
 //   backward  dh = dz_l W' (GEMM), then dz_{l-1} = dh * cos z_{l-1} and
-//             h_{l-1} = sin z_{l-1} in one gate kernel; dW_l = w0 dz_l^T h_{l-1}
-//             (GEMM), db_l = w0 * column sums of dz_l (ATen reduction).
+//             h_{l-1} = sin z_{l-1} in one gate kernel (or the GEMM's fused epilogue);
+//             dW_l = w0 dz_l^T h_{l-1} (GEMM), db_l = w0 * column sums of dz_l (ATen).
 // A shared input x [N, in] meets the S signals' first layers as ONE GEMM against
 // their concatenated weights [S * out, in]; its gradients (dz in the concatenated
 // layout [N, S * out]) are one GEMM each for dW and dX.
@@ -270,6 +271,7 @@ std::tuple<at::Tensor, TensorVec> forward_impl(const at::Tensor& x_in, at::Tenso
     } else {
       // z (without bias) = in @ W'^T: [N, S * wo] (concatenated) or [S, N, wo].
       at::Tensor zbuf;
+      bool fused = false;  // the GEMM's epilogue wrote z + b' and sin(z + b') itself
       if (plan.gemm[l] == Gemm::kAten) {
         zbuf = cat ? at::mm(x, plan.wf[0].view({S * wo, wi}).t())
                    : at::bmm(in.t.view({S, N, wi}), plan.wf[l].transpose(1, 2));
@@ -294,11 +296,29 @@ std::tuple<at::Tensor, TensorVec> forward_impl(const at::Tensor& x_in, at::Tenso
             lo ? TcKind::kBf16
                : tf32_kind({p.k, p.n, p.lda, p.ldb, p.ldd, p.batch_a, p.batch_b, p.batch_d},
                            {p.a, p.b, p.d});
-        run_tc(kind, TcLayout::kRC, p, false, x, plan.sms, plan.stream);
+        // A sine layer feeding a GEMM of the same kind: bias + sine in the GEMM's epilogue
+        // (z -> zbuf, sin z -> the next operand), when the fused kernel takes the problem.
+        if (sine && !cat && l < L - 1 && next.lo == lo) {
+          TcFused f;
+          f.bias = bfold.template data_ptr<float>();
+          f.batch_bias = wo;
+          f.h = next.t.data_ptr();
+          f.ldh = next.ld;
+          f.batch_h = N * next.ld;
+          if (tc_gemm_fused_can_run(kind, TcEpilogue::kBiasSine, p, f)) {
+            check_tc(tc_gemm_fused_run(kind, TcEpilogue::kBiasSine, p, f, plan.stream));
+            fused = true;
+          }
+        }
+        if (!fused) run_tc(kind, TcLayout::kRC, p, false, x, plan.sms, plan.stream);
       }
-      const T* zp = zbuf.template data_ptr<T>();
-      T* zo = z_out(cat ? at::Tensor() : zbuf);
-      epilogue(cat ? Act<const T>{zp, wo, S * wo} : act_contiguous(zp, N, wo), zo);
+      if (fused) {
+        if (save) z_save = zbuf;
+      } else {
+        const T* zp = zbuf.template data_ptr<T>();
+        T* zo = z_out(cat ? at::Tensor() : zbuf);
+        epilogue(cat ? Act<const T>{zp, wo, S * wo} : act_contiguous(zp, N, wo), zo);
+      }
     }
     if (z_save.defined()) saved.push_back(z_save);
     in = next;
@@ -374,7 +394,7 @@ std::tuple<at::Tensor, TensorVec, TensorVec> backward_impl(
     const int64_t rows = cat ? S * wo : wo;  // dW rows of one GEMM
 
     // Input of layer l as the dW GEMM's operand: x (or its bf16 copy), else sin z_{l-1}
-    // written by the gate kernel below.
+    // written by the gate (fused into the dX GEMM, or a separate kernel) below.
     Operand in;
     at::Tensor dz_prev;
     Operand dz_prev_lo;
@@ -384,53 +404,98 @@ std::tuple<at::Tensor, TensorVec, TensorVec> backward_impl(
       // dh = dz_l W'_l: [S, N, ld_dh]
       at::Tensor dh;
       int64_t ld_dh = wi;
-      if (eng == Gemm::kAten) {
-        dh = at::bmm(dz.view({S, N, wo}), plan.wf[l]);
-      } else {
-        ld_dh = lo ? round8(wi) : wi;
-        dh = at::empty({S, N, ld_dh}, opts);
+      bool gated = false;  // the dX GEMM's epilogue did the gate below itself
+      if (eng != Gemm::kAten && !cat_prev && lo == lo_prev) {
+        // dz_{l-1} = (dz_l W'_l) * cos z_{l-1} -> dz_prev (and its bf16 operand copy),
+        // sin z_{l-1} -> layer l's dW operand, in the GEMM's epilogue.
+        dz_prev = at::empty({S, N, wi}, opts);
+        in = new_operand(x, S, N, wi, lo, false);
+        if (lo_prev) dz_prev_lo = make_dz_lo(l - 1);
         TcGemm p;
         p.m = static_cast<int>(N);
-        p.n = static_cast<int>(ld_dh);
+        p.n = static_cast<int>(wi);
         p.k = static_cast<int>(lo ? dz_lo.ld : wo);
         p.a = lo ? ptr(dz_lo.t) : ptr(dz);
         p.lda = lo ? dz_lo.ld : wo;
         p.batch_a = N * p.lda;
         p.b = lo ? ptr(plan.wlo[l]) : ptr(plan.wf[l]);
-        p.ldb = ld_dh;
+        p.ldb = lo ? round8(wi) : wi;
         p.batch_b = lo ? round8(wo) * round8(wi) : wo * wi;
-        p.d = dh.template data_ptr<float>();
-        p.ldd = ld_dh;
-        p.batch_d = N * ld_dh;
+        p.d = dz_prev.template data_ptr<float>();
+        p.ldd = wi;
+        p.batch_d = N * wi;
         p.batches = static_cast<int>(S);
+        TcFused f;
+        f.z_in = z[l - 1].template data_ptr<float>();
+        f.ldz = wi;
+        f.batch_z = N * wi;
+        f.h = in.t.data_ptr();
+        f.ldh = in.ld;
+        f.batch_h = N * in.ld;
+        if (lo_prev) {
+          f.d_lo = dz_prev_lo.t.data_ptr();
+          f.ld_lo = dz_prev_lo.ld;
+          f.batch_lo = N * dz_prev_lo.ld;
+        }
         const TcKind kind =
             lo ? TcKind::kBf16
                : tf32_kind({p.k, p.n, p.lda, p.ldb, p.ldd, p.batch_a, p.batch_b, p.batch_d},
                            {p.a, p.b, p.d});
-        run_tc(kind, TcLayout::kRR, p, false, x, plan.sms, plan.stream);
+        if (tc_gemm_fused_can_run(kind, TcEpilogue::kGate, p, f)) {
+          check_tc(tc_gemm_fused_run(kind, TcEpilogue::kGate, p, f, plan.stream));
+          gated = true;
+        }
       }
-      // Gate: dz_{l-1} = dh * cos z_{l-1}; h_{l-1} = sin z_{l-1} as layer l's dW operand.
-      const Shape3 sh{S, N, wi};
-      dz_prev = cat_prev ? at::empty({N, S * wi}, opts)
-                : ld_dh == wi ? dh  // in place
-                              : at::empty({S, N, wi}, opts);
-      T* dp = dz_prev.template data_ptr<T>();
-      const Act<T> dz_act = cat_prev ? Act<T>{dp, wi, S * wi} : act_contiguous(dp, N, wi);
-      in = new_operand(x, S, N, wi, lo, false);
-      if (lo_prev) dz_prev_lo = make_dz_lo(l - 1);
-      const T* zp = z[l - 1].template data_ptr<T>();
-      if (lo) {  // bf16 h operand (and possibly a bf16 dz operand)
-        cuda_ok(launch_gate<T, bf16>(
-            cact_of<T>(dh, N, ld_dh), zp, sh, dz_act,
-            lo_prev ? operand_act<bf16>(dz_prev_lo, N, wi, cat_prev) : Act<bf16>{},
-            operand_act<bf16>(in, N, wi, false), plan.stream));
-      } else {
-        cuda_ok(launch_gate<T, T>(cact_of<T>(dh, N, ld_dh), zp, sh, dz_act, Act<T>{},
-                                         operand_act<T>(in, N, wi, false), plan.stream));
-        if (lo_prev) {
-          cuda_ok(launch_copy<T, bf16>(
-              Act<const T>{dz_act.p, dz_act.s_stride, dz_act.n_stride}, sh,
-              operand_act<bf16>(dz_prev_lo, N, wi, cat_prev), plan.stream));
+      if (!gated) {
+        if (eng == Gemm::kAten) {
+          dh = at::bmm(dz.view({S, N, wo}), plan.wf[l]);
+        } else {
+          ld_dh = lo ? round8(wi) : wi;
+          dh = at::empty({S, N, ld_dh}, opts);
+          TcGemm p;
+          p.m = static_cast<int>(N);
+          p.n = static_cast<int>(ld_dh);
+          p.k = static_cast<int>(lo ? dz_lo.ld : wo);
+          p.a = lo ? ptr(dz_lo.t) : ptr(dz);
+          p.lda = lo ? dz_lo.ld : wo;
+          p.batch_a = N * p.lda;
+          p.b = lo ? ptr(plan.wlo[l]) : ptr(plan.wf[l]);
+          p.ldb = ld_dh;
+          p.batch_b = lo ? round8(wo) * round8(wi) : wo * wi;
+          p.d = dh.template data_ptr<float>();
+          p.ldd = ld_dh;
+          p.batch_d = N * ld_dh;
+          p.batches = static_cast<int>(S);
+          const TcKind kind =
+              lo ? TcKind::kBf16
+                 : tf32_kind({p.k, p.n, p.lda, p.ldb, p.ldd, p.batch_a, p.batch_b, p.batch_d},
+                             {p.a, p.b, p.d});
+          run_tc(kind, TcLayout::kRR, p, false, x, plan.sms, plan.stream);
+        }
+        // Gate: dz_{l-1} = dh * cos z_{l-1}; h_{l-1} = sin z_{l-1} as layer l's dW operand.
+        const Shape3 sh{S, N, wi};
+        dz_prev = cat_prev ? at::empty({N, S * wi}, opts)
+                  : ld_dh == wi ? dh  // in place
+                                : at::empty({S, N, wi}, opts);
+        T* dp = dz_prev.template data_ptr<T>();
+        const Act<T> dz_act = cat_prev ? Act<T>{dp, wi, S * wi} : act_contiguous(dp, N, wi);
+        // (a fused attempt the kernel declined has allocated these already)
+        if (!in.t.defined()) in = new_operand(x, S, N, wi, lo, false);
+        if (lo_prev && !dz_prev_lo.t.defined()) dz_prev_lo = make_dz_lo(l - 1);
+        const T* zp = z[l - 1].template data_ptr<T>();
+        if (lo) {  // bf16 h operand (and possibly a bf16 dz operand)
+          cuda_ok(launch_gate<T, bf16>(
+              cact_of<T>(dh, N, ld_dh), zp, sh, dz_act,
+              lo_prev ? operand_act<bf16>(dz_prev_lo, N, wi, cat_prev) : Act<bf16>{},
+              operand_act<bf16>(in, N, wi, false), plan.stream));
+        } else {
+          cuda_ok(launch_gate<T, T>(cact_of<T>(dh, N, ld_dh), zp, sh, dz_act, Act<T>{},
+                                           operand_act<T>(in, N, wi, false), plan.stream));
+          if (lo_prev) {
+            cuda_ok(launch_copy<T, bf16>(
+                Act<const T>{dz_act.p, dz_act.s_stride, dz_act.n_stride}, sh,
+                operand_act<bf16>(dz_prev_lo, N, wi, cat_prev), plan.stream));
+          }
         }
       }
     } else if (lo) {

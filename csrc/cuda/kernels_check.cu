@@ -1,6 +1,7 @@
 // Torch-free compile check of the elementwise kernels (mlp_elementwise.cuh) for every
 // element/operand type the launcher uses. Built by `make cuda-check` together with
-// tc_gemm_sm80.cu (the CUTLASS GEMMs) and, when torch is importable, the launcher.
+// tc_gemm_sm80.cu and tc_gemm_fused_sm80.cu (the CUTLASS GEMMs) and, when torch is
+// importable, the launcher.
 #include "mlp_elementwise.cuh"
 
 namespace strainer_fast::cuda {

@@ -48,4 +48,32 @@ size_t tc_gemm_workspace_bytes(TcKind kind, TcLayout layout, const TcGemm& g);
 const char* tc_gemm_run(TcKind kind, TcLayout layout, const TcGemm& g, void* workspace,
                         cudaStream_t stream);
 
+// ---- Fused epilogues (CUTLASS sm80 epilogue visitor trees) ----
+// The GEMM's D (g.d, ldd, batch_d; fp32) is written as below; the extra tensors of
+// TcFused share D's batch count. Operand kinds kTf32 (H and D_lo fp32) and kBf16 (bf16).
+//   kBiasSine (layout kRC, forward):  z = acc + bias[col] -> D;  h = sin z -> H.
+//   kGate     (layout kRR, backward): dz = acc * cos z_in -> D;  sin z_in -> H;
+//                                     kBf16 also dz -> D_lo (bf16), the next GEMM's operand.
+// No split-K. tc_gemm_fused_can_run says whether the kernel takes the problem (extents,
+// leading dimensions and batch strides multiples of 4, 16-byte aligned pointers, the
+// mainloop's operand alignment); callers fall back to tc_gemm_run + elementwise kernels.
+enum class TcEpilogue { kBiasSine, kGate };
+
+struct TcFused {
+  const float* bias = nullptr;  // kBiasSine: [batches][n] at batch_bias
+  int64_t batch_bias = 0;
+  const float* z_in = nullptr;  // kGate: [batches][m, ldz]
+  int64_t ldz = 0, batch_z = 0;
+  void* h = nullptr;  // [batches][m, ldh]: float (kTf32) or bf16 bits (kBf16)
+  int64_t ldh = 0, batch_h = 0;
+  void* d_lo = nullptr;  // kGate, kBf16: bf16 bits [batches][m, ld_lo]
+  int64_t ld_lo = 0, batch_lo = 0;
+};
+
+bool tc_gemm_fused_can_run(TcKind kind, TcEpilogue ep, const TcGemm& g, const TcFused& f);
+
+// Runs the fused GEMM on `stream`; nullptr on success, else a static error message.
+const char* tc_gemm_fused_run(TcKind kind, TcEpilogue ep, const TcGemm& g, const TcFused& f,
+                              cudaStream_t stream);
+
 }  // namespace strainer_fast::cuda
