@@ -32,7 +32,9 @@ from .ops import batched_sine_mlp, sine_mlp  # noqa: E402
 from .pretrain import pretrain  # noqa: E402
 from .streaming import pretrain_streaming  # noqa: E402
 from .tasks.denoise import add_noise, denoise  # noqa: E402
-from .tasks.occupancy import fit_occupancy, load_shapes, pretrain_occupancy  # noqa: E402
+from .tasks.occupancy import (chairs_dir, fit_occupancy, load_shapes,  # noqa: E402
+                              pretrain_occupancy)
+from .tasks.statue import statue_volume  # noqa: E402
 from .tasks.superres import downsample, superres  # noqa: E402
 
 __all__ = [
@@ -43,7 +45,7 @@ __all__ = [
     "load_encoder",
     "fit", "fit_many", "FitResult", "compare", "psnr", "ssim",
     "superres", "downsample", "denoise", "add_noise",
-    "pretrain_occupancy", "fit_occupancy", "load_shapes",
+    "pretrain_occupancy", "fit_occupancy", "load_shapes", "chairs_dir", "statue_volume",
     "__version__",
 ]
 
