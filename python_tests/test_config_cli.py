@@ -115,3 +115,16 @@ def test_bad_config_files(tmp_path, capsys):
     good.write_text(json.dumps(data))
     assert main(["run", str(good)]) == 2
     assert "unknown config keys ['bogus']" in capsys.readouterr().err
+
+
+def test_run_pretrain_config_gives_the_same_checkpoint(folder, tmp_path):
+    import torch
+
+    enc = tmp_path / "enc.pt"
+    assert main(["pretrain", "--data", str(folder), "--out", str(enc), "--size", "12",
+                 "--width", "8", "--layers", "3", "--shared", "2", "--steps", "3", *FAST]) == 0
+    again = tmp_path / "again.pt"
+    assert main(["run", str(tmp_path / "enc.config.json"), "--out", str(again)]) == 0
+    a, b = (torch.load(p, weights_only=True) for p in (enc, again))
+    assert all(torch.equal(x, y) for x, y in zip(a["weights"] + a["biases"],
+                                                 b["weights"] + b["biases"]))

@@ -62,12 +62,18 @@ def parse_pair(text: str) -> tuple[float, float]:
 
 def _add_fields(p: argparse.ArgumentParser, cls: type) -> None:
     """One argument per leaf field of ``cls``; unset ones keep the config's default."""
+    defaults = cls()
     for name, path, f, tp in C.flat_fields(cls):
         meta, dest = f.metadata, ".".join(path)
-        kw: dict = dict(help=meta.get("help"), default=argparse.SUPPRESS)
+        default = C.get(defaults, path)
+        hidden = default is None or isinstance(default, bool) or default == []
+        shown = "" if hidden else f" (default {default})"
+        kw: dict = dict(help=meta.get("help", "") + shown, default=argparse.SUPPRESS,
+                        metavar=name.upper().replace("-", "_"))
         base = [a for a in typing.get_args(tp) if a is not type(None)] or [tp]
         if tp is bool:
             kw["action"] = "store_false" if f.default is True else "store_true"
+            del kw["metavar"]
         elif typing.get_origin(tp) is tuple:
             kw["type"] = parse_pair
         elif typing.get_origin(tp) is list:
@@ -77,8 +83,10 @@ def _add_fields(p: argparse.ArgumentParser, cls: type) -> None:
         for key in ("choices", "metavar", "nargs"):
             if key in meta:
                 kw[key] = meta[key]
+        if "choices" in kw:
+            kw.pop("metavar", None)
         if meta.get("positional"):
-            kw.setdefault("metavar", name)
+            kw["metavar"] = name
             p.add_argument(dest, **kw)
         else:
             p.add_argument(f"--{name}", dest=dest, required=meta.get("required", False), **kw)
@@ -97,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
                 g = sub.add_parser(head[0], help=f"{head[0]} commands")
                 groups[head[0]] = g.add_subparsers(dest="subcommand", required=True)
             target = groups[head[0]]
-        p = target.add_parser(last, help=helptext, description=cls.__doc__)
+        p = target.add_parser(last, help=helptext, description=cls.__doc__.replace("``", ""))
         p.set_defaults(words=words)
         _add_fields(p, cls)
     p = sub.add_parser("run", help="re-run a job from the config.json it wrote")

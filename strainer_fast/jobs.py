@@ -25,7 +25,7 @@ from .checkpoint import load_encoder
 from .config import (CompareJob, DemoJob, FitJob, ModelConfig, NetConfig, PretrainJob, Runtime,
                      apply_defaults, preset, validate, write_config)
 from .data import default_split, list_images, load_image_shard, load_images, mri_dir
-from .fit import FitResult, fit_many, siren_ft_init
+from .fit import DEFAULT_NET, FitResult, fit_many, siren_ft_init
 from .meta import META_METHODS, meta_init
 from .models import Encoder, resolve_device
 from .pretrain import pretrain
@@ -199,7 +199,7 @@ def fit_job(cfg: FitJob) -> None:
         encoder = use_encoder(m, load_encoder(cfg.encoder, expect))
         if cfg.size is None and encoder.meta.get("size"):
             cfg.size = int(encoder.meta["size"][0])
-    apply_defaults(cfg, dict(size=178, width=256, layers=6, w0=30.0))
+    apply_defaults(cfg, dict(DEFAULT_NET, size=178))
     validate(cfg)
     image, names = load_images(cfg.image, cfg.size, cfg.gray)
     opts = runtime_kwargs(rt)

@@ -13,18 +13,25 @@ import platform
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+import numpy as np
+import torch
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+from . import __version__
+from .fit import FitResult
+from .lpips import lpips
 
-from . import __version__  # noqa: E402
-from .fit import FitResult  # noqa: E402
-from .lpips import lpips  # noqa: E402
+__all__ = ["method_metrics", "plot_curves", "pyplot", "write_outputs", "write_report"]
 
-__all__ = ["method_metrics", "plot_curves", "write_outputs", "write_report"]
+
+def pyplot():
+    """matplotlib.pyplot with the file backend, imported on first use (keeps
+    ``import strainer_fast`` light)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
 
 
 def method_metrics(result: FitResult, names: list[str]) -> dict:
@@ -144,6 +151,7 @@ def _add_lpips(metrics: dict, results: dict[str, FitResult], images: torch.Tenso
 def plot_curves(methods: dict, path: Path, title: str, key: str = "psnr",
                 ylabel: str = "mean test PSNR (dB)") -> None:
     """Line plot of ``methods[name][key]`` against ``methods[name]["step"]`` to ``path``."""
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
     for name, m in methods.items():
         ax.plot(m["step"], m[key], marker=".", label=name)
@@ -159,6 +167,7 @@ def plot_curves(methods: dict, path: Path, title: str, key: str = "psnr",
 
 def _plot_recons(results: dict[str, FitResult], images: torch.Tensor, names: list[str],
                  path: Path) -> None:
+    plt = pyplot()
     rows = ["ground truth", *results]
     k = images.shape[0]
     fig, axes = plt.subplots(len(rows), k, figsize=(1.8 * k, 1.9 * len(rows)), squeeze=False)
