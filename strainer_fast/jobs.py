@@ -212,12 +212,14 @@ def fit_job(cfg: FitJob) -> None:
         if train.shape[-1] != image.shape[-1]:
             raise ValueError(f"training images have {train.shape[-1]} channels, "
                              f"{cfg.image} has {image.shape[-1]}; use --gray")
+        if cfg.init_steps is None:
+            cfg.init_steps = cfg.fit.steps if cfg.init == "siren-ft" else 5000
         if cfg.init == "siren-ft":
-            weights = siren_ft_init(train[0], steps=cfg.init_steps or cfg.fit.steps,
-                                    lr=cfg.fit.lr, log_every=0, **net, **opts)
+            weights = siren_ft_init(train[0], steps=cfg.init_steps, lr=cfg.fit.lr,
+                                    log_every=0, **net, **opts)
         else:
-            weights = meta_init(train, cfg.meta_method, steps=cfg.init_steps or 5000,
-                                lr=cfg.fit.lr, **net, **opts)
+            weights = meta_init(train, cfg.meta_method, steps=cfg.init_steps, lr=cfg.fit.lr,
+                                **net, **opts)
     write_config(Path(cfg.out) / "config.json", "fit", cfg)
     ckpt = Checkpointer(Path(cfg.out) / "train_state", every=cfg.checkpoint_every,
                         resume=cfg.resume, fingerprint=dict(

@@ -83,7 +83,7 @@ def denoise_job(cfg: DenoiseJob) -> None:
     validate(cfg)
     t0 = time.perf_counter()
     encoder, source = task_encoder(cfg, resolve_image_task(cfg, "denoise"), inits)
-    sources = cfg.images or [str(p) for p in default_split()[1]]
+    sources = cfg.images = cfg.images or [str(p) for p in default_split()[1]]
     clean, names = load_images(sources, cfg.size, cfg.gray)
     noisy = add_noise(clean, cfg.noise, cfg.runtime.seed)
     out = Path(cfg.out)
@@ -110,6 +110,6 @@ def denoise_job(cfg: DenoiseJob) -> None:
                  device=str(resolve_device(cfg.runtime.device)),
                  title=f"denoising ({cfg.noise})", notes=notes,
                  summary=dict(summary, noisy_psnr=noisy_psnr),
-                 extra_config=dict(encoder_source=source, images_used=[str(s) for s in sources]))
+                 extra_config=dict(encoder_source=source))
     print(text, file=sys.stderr)
     print(f"wrote {out}", file=sys.stderr)

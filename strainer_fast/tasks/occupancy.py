@@ -281,6 +281,7 @@ def fit_job(cfg: OccupancyFitJob | OccupancyDemoJob) -> None:
     target = getattr(cfg, "target", "statue")
     inits = parse_inits(getattr(cfg, "inits", "siren,strainer"))
     keep = _mesh_steps(cfg.mesh_steps, cfg.steps)
+    cfg.mesh_steps = ",".join(map(str, keep))
     for step in keep:  # snapshots are taken at log points only
         if step not in (0, cfg.steps) and step % cfg.eval_every:
             raise ValueError(f"--mesh-steps {step} is not a multiple of --eval-every "

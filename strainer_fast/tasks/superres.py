@@ -83,7 +83,7 @@ def superres_job(cfg: SuperresJob) -> None:
     """``strainer-fast superres``: writes the report, metrics.json, config.json and PNGs."""
     inits = parse_inits(cfg.inits)
     validate(cfg)
-    sources = cfg.images or [str(p) for p in default_split()[1]]
+    sources = cfg.images = cfg.images or [str(p) for p in default_split()[1]]
     if cfg.input_lowres and cfg.size is None:
         cfg.size = _native_side(list_images(sources[0])[0]) * cfg.scale
     t0 = time.perf_counter()
@@ -110,7 +110,7 @@ def superres_job(cfg: SuperresJob) -> None:
             save_png(r.recon[i], out / init / f"{stem}.png")
     device = str(resolve_device(cfg.runtime.device))
     total = time.perf_counter() - t0
-    extra = dict(encoder_source=source, images_used=[str(s) for s in sources])
+    extra = dict(encoder_source=source)
     if reference is None:
         write_outputs(out, title="super-resolution (no ground truth)",
                       config=dict(to_dict(cfg), **extra), device=device,
