@@ -25,8 +25,8 @@ from .models import resolve_device
 __all__ = ["opt", "Runtime", "NetConfig", "ModelConfig", "PretrainConfig", "FitConfig",
            "PretrainJob", "FitJob", "CompareJob", "DemoJob", "SuperresJob", "DenoiseJob",
            "OccupancyPretrainJob", "OccupancyFitJob", "OccupancyDemoJob", "PRESETS",
-           "apply_defaults", "validate", "to_dict", "from_dict", "write_config", "read_config",
-           "flat_fields"]
+           "apply_defaults", "preset", "validate", "to_dict", "from_dict", "write_config",
+           "read_config", "flat_fields", "get", "put", "CONFIG_FORMAT"]
 
 CONFIG_FORMAT = "strainer_fast/config/1"
 

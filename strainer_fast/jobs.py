@@ -26,7 +26,7 @@ from .config import (CompareJob, DemoJob, FitJob, ModelConfig, NetConfig, Pretra
                      apply_defaults, preset, validate, write_config)
 from .data import default_split, list_images, load_image_shard, load_images, mri_dir
 from .fit import DEFAULT_NET, FitResult, fit_many, siren_ft_init
-from .meta import META_METHODS, meta_init
+from .meta import meta_init
 from .models import Encoder, resolve_device
 from .pretrain import pretrain
 from .report import write_report
