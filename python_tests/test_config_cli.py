@@ -128,3 +128,14 @@ def test_run_pretrain_config_gives_the_same_checkpoint(folder, tmp_path):
     a, b = (torch.load(p, weights_only=True) for p in (enc, again))
     assert all(torch.equal(x, y) for x, y in zip(a["weights"] + a["biases"],
                                                  b["weights"] + b["biases"]))
+
+
+def test_occupancy_demo_tiny(tmp_path):
+    out = tmp_path / "occ"
+    assert main(["occupancy", "demo", "--out", str(out), "--res", "12", "--width", "8",
+                 "--layers", "3", "--shared", "2", "--points", "256", "--steps", "2",
+                 "--pretrain-steps", "2", "--eval-every", "1", *FAST]) == 0
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["title"] == "occupancy fit of statue" and set(m["methods"]) == {"siren", "strainer"}
+    saved = json.loads((out / "config.json").read_text())
+    assert saved["command"] == "occupancy demo" and saved["config"]["mesh_steps"] == "2"

@@ -301,7 +301,8 @@ def fit_job(cfg: OccupancyFitJob | OccupancyDemoJob) -> None:
                                    keep=keep, **runtime_kwargs(rt))
                for init in inits}
     total = time.perf_counter() - t0
-    write_occupancy_report(out, results, volume, dict(to_dict(cfg), encoder_source=source),
+    write_occupancy_report(out, results, volume, dict(to_dict(cfg), target=target,
+                                                      encoder_source=source),
                            device=str(resolve_device(rt.device)), total_s=total,
                            cpu_s=time.process_time() - c0)
     print(f"occupancy {target} finished in {total:.1f} s; wrote {out}", file=sys.stderr)
