@@ -139,3 +139,11 @@ def test_occupancy_demo_tiny(tmp_path):
     assert m["title"] == "occupancy fit of statue" and set(m["methods"]) == {"siren", "strainer"}
     saved = json.loads((out / "config.json").read_text())
     assert saved["command"] == "occupancy demo" and saved["config"]["mesh_steps"] == "2"
+
+
+def test_refused_job_leaves_no_output(folder, tmp_path, capsys):
+    out = tmp_path / "cmp"
+    assert main(["compare", "--train", str(folder), "--test", str(folder), "--methods",
+                 "siren,strainer-5", "--size", "8", "--out", str(out), *FAST]) == 2
+    assert "strainer-5 needs 5 training images, got 3" in capsys.readouterr().err
+    assert not out.exists()

@@ -33,7 +33,7 @@ from .report import write_report
 from .streaming import pretrain_streaming
 from .train import Checkpointer
 
-__all__ = ["compare", "parse_methods", "runtime_kwargs", "use_encoder", "cached_encoder",
+__all__ = ["compare", "parse_methods", "check_methods", "runtime_kwargs", "use_encoder", "cached_encoder",
            "mri_encoder", "pretrain_job", "fit_job", "compare_job", "demo_job", "METHODS"]
 
 METHODS = ("siren", "siren-ft", "meta", "meta-maml", "meta-fomaml", "meta-reptile")
@@ -100,6 +100,13 @@ def parse_methods(text: str) -> list[str]:
     return methods
 
 
+def check_methods(methods: Sequence[str], n_train: int) -> None:
+    """Every strainer-N needs N training images (checked before any training)."""
+    for m in methods:
+        if m.startswith("strainer-") and int(m.split("-", 1)[1]) > n_train:
+            raise ValueError(f"{m} needs {m.split('-', 1)[1]} training images, got {n_train}")
+
+
 def compare(train: torch.Tensor, test: torch.Tensor, methods: Sequence[str], *,
             train_names: Sequence[str] | None = None, width: int = 256, layers: int = 6,
             shared: int = 5, w0: float = 30.0, steps: int = 2000, lr: float = 1e-4,
@@ -117,7 +124,9 @@ def compare(train: torch.Tensor, test: torch.Tensor, methods: Sequence[str], *,
     fit_kw = dict(net, steps=steps, lr=lr, log_every=log_every, **opts)
     plr = lr if pretrain_lr is None else pretrain_lr
     results: dict[str, FitResult] = {}
-    for method in parse_methods(",".join(methods)):
+    methods = parse_methods(",".join(methods))
+    check_methods(methods, train.shape[0])
+    for method in methods:
         t0 = time.perf_counter()
         init, weights = method, None
         if method == "siren-ft":
@@ -128,8 +137,6 @@ def compare(train: torch.Tensor, test: torch.Tensor, methods: Sequence[str], *,
                                 **net, **opts)
         elif method.startswith("strainer-"):
             n = int(method.split("-", 1)[1])
-            if n > train.shape[0]:
-                raise ValueError(f"{method} needs {n} training images, got {train.shape[0]}")
             names = list(train_names[:n]) if train_names is not None else None
             init = pretrain(train[:n], shared=shared, steps=pretrain_steps, lr=plr, names=names,
                             **net, **opts).encoder()
@@ -252,6 +259,7 @@ def compare_job(cfg: CompareJob) -> None:
     if train.shape[-1] != test.shape[-1]:
         raise ValueError(f"train images have {train.shape[-1]} channels, test images "
                          f"{test.shape[-1]}; use --gray")
+    check_methods(methods, train.shape[0])
     write_config(Path(cfg.out) / "config.json", "compare", cfg)
     results = compare(train, test, methods, train_names=train_names, **_compare_kwargs(cfg))
     write_report(cfg.out, results, test, test_names, cfg,
