@@ -26,8 +26,8 @@ import torch.multiprocessing as mp
 from machine import cpu_name
 from strainer_fast import distributed
 from strainer_fast.data import default_split, load_images
-from strainer_fast.fit import train_loop
 from strainer_fast.pretrain import initial_strainer
+from strainer_fast.train import GradSync, image_mse, train
 
 RESULTS = Path(__file__).resolve().parent / "results" / "distributed_cpu.json"
 
@@ -42,13 +42,13 @@ def rank_main(rank: int, world: int, port: int, cfg: dict, queue) -> None:
     start, stop = distributed.shard(images.shape[0], rank, world)
     model = initial_strainer(images.shape[0], start, stop, out_features=1, width=cfg["width"],
                              layers=cfg["layers"], shared=cfg["shared"])
-    sync = distributed.EncoderGradSync() if world > 1 else None
-    local = images[start:stop]
-    train_loop(model, local, cfg["warmup"], 1e-4, progress=False, sync=sync)
+    sync = [GradSync()] if world > 1 else []
+    objective = image_mse(model, images[start:stop])
+    train(model, objective, cfg["warmup"], progress=False, callbacks=sync)
     if world > 1:
         dist.barrier()
     t0 = time.perf_counter()
-    train_loop(model, local, cfg["steps"], 1e-4, progress=False, sync=sync)
+    train(model, objective, cfg["steps"], progress=False, callbacks=sync)
     queue.put((rank, time.perf_counter() - t0))
     if world > 1:
         dist.destroy_process_group()

@@ -13,6 +13,7 @@ from conftest import run_cli as cli
 
 TINY = ["--size", "12", "--width", "16", "--layers", "3", "--shared", "2", "--lr", "1e-3",
         "--no-progress", "--device", "cpu"]
+FIT_TINY = ["--lr", "1e-3", "--no-progress", "--device", "cpu"]  # the encoder gives the rest
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +34,7 @@ def test_cli_pretrain_fit_compare(folders, tmp_path):
     assert r.returncode == 0, r.stderr
     assert enc.is_file()
     r = cli("fit", str(folders / "test" / "test0.png"), "--init", "strainer", "--encoder", str(enc),
-            "--steps", "4", "--log-every", "2", "--out", str(tmp_path / "fit"), *TINY)
+            "--steps", "4", "--log-every", "2", "--out", str(tmp_path / "fit"), *FIT_TINY)
     assert r.returncode == 0, r.stderr
     m = json.loads((tmp_path / "fit" / "metrics.json").read_text())
     assert m["methods"]["strainer"]["step"] == [0, 2, 4]
@@ -90,5 +91,5 @@ def test_cli_encoder_mismatch(folders, tmp_path, capsys):
     assert main(["pretrain", "--data", str(folders / "train"), "--out", str(enc), "--steps", "1",
                  *TINY]) == 0
     assert main(["fit", str(folders / "test" / "test0.png"), "--init", "strainer", "--encoder",
-                 str(enc), "--w0", "10", "--out", str(tmp_path / "f"), *TINY]) == 2
+                 str(enc), "--w0", "10", "--out", str(tmp_path / "f"), *FIT_TINY]) == 2
     assert "w0=30.0 in checkpoint but 10.0" in capsys.readouterr().err

@@ -163,3 +163,17 @@ def test_strainer_transfer_learning_rates():
         fit_many(imgs[2:], "siren", transfer_lr=(0.1, 1.0), steps=1, progress=False, **NET)
     with pytest.raises(ValueError, match="finite multipliers"):
         fit_many(imgs[2:], "strainer", transfer_lr=(-1.0, 1.0), **kw)
+
+
+def test_library_calls_leave_the_global_rng_alone():
+    """Every call draws from its own torch.Generator (seeded by ``seed``), never the global
+    RNG: the global state is unchanged and a global reseed changes no result."""
+    imgs = _images(3)
+    state = torch.get_rng_state()
+    model = pretrain(imgs[:2], width=16, layers=3, shared=2, steps=3, progress=False)
+    a = fit_many(imgs[2:], model.encoder(), steps=3, log_every=1, progress=False)
+    meta_init(imgs, "reptile", steps=2, inner_steps=1, progress=False, **dict(NET, width=16))
+    assert torch.equal(state, torch.get_rng_state())
+    torch.manual_seed(1234)
+    b = fit_many(imgs[2:], model.encoder(), steps=3, log_every=1, progress=False)
+    assert a.psnr == b.psnr

@@ -16,6 +16,8 @@ from strainer_fast.models import Strainer
 
 TINY = ["--size", "12", "--width", "16", "--layers", "3", "--shared", "2", "--steps", "2",
         "--no-progress", "--device", "cpu"]
+FIT_TINY = ["--size", "12", "--width", "16", "--layers", "3", "--steps", "2", "--no-progress",
+            "--device", "cpu"]
 
 
 def run_cli(capsys, *args: str) -> tuple[int, str]:
@@ -121,19 +123,19 @@ def test_bad_checkpoints_and_size_mismatch(tmp_path, capsys, good):
     code, _ = run_cli(capsys, "pretrain", "--data", str(good), "--out", str(enc), *TINY)
     assert code == 0
     fit = ["fit", str(good / "g0.png"), "--init", "strainer", "--out", str(tmp_path / "fit")]
-    code, err = run_cli(capsys, *fit, "--encoder", str(enc), *TINY, "--size", "16")
+    code, err = run_cli(capsys, *fit, "--encoder", str(enc), *FIT_TINY, "--size", "16")
     assert_one_line_error(code, err, "size=[12, 12] in checkpoint but [16, 16] requested")
     other = save_checkpoint(Strainer(1, width=32, layers=3, shared=2), tmp_path / "wide.pt")
-    code, err = run_cli(capsys, *fit, "--encoder", str(other), *TINY)
+    code, err = run_cli(capsys, *fit, "--encoder", str(other), *FIT_TINY)
     assert_one_line_error(code, err, "width=32 in checkpoint but 16 requested")
     cut = tmp_path / "cut.pt"
     cut.write_bytes(enc.read_bytes()[:200])
-    code, err = run_cli(capsys, *fit, "--encoder", str(cut), *TINY)
+    code, err = run_cli(capsys, *fit, "--encoder", str(cut), *FIT_TINY)
     assert_one_line_error(code, err, "not a readable checkpoint")
     broken = torch.load(enc, weights_only=True)
     broken["weights"] = broken["weights"][:1]
     torch.save(broken, tmp_path / "broken.pt")
-    code, err = run_cli(capsys, *fit, "--encoder", str(tmp_path / "broken.pt"), *TINY)
+    code, err = run_cli(capsys, *fit, "--encoder", str(tmp_path / "broken.pt"), *FIT_TINY)
     assert_one_line_error(code, err, "damaged strainer_fast checkpoint")
     assert not (tmp_path / "fit" / "report.md").exists()
 

@@ -13,7 +13,7 @@ import torch
 from strainer_fast.checkpoint import load_checkpoint
 from strainer_fast.cli import main
 from strainer_fast.pretrain import pretrain
-from strainer_fast.resilience import TrainGuard
+from strainer_fast.train import Checkpointer
 
 
 class Payload:
@@ -54,8 +54,8 @@ def test_malicious_checkpoint_is_refused(tmp_path, capsys):
 def test_malicious_training_state_is_refused(tmp_path):
     marker = tmp_path / "pwned"
     with open(tmp_path / "rank0of1.step000000002.pt", "wb") as f:
-        pickle.dump({"format": "strainer_fast/train-state/1", "x": Payload(marker)}, f, protocol=2)
+        pickle.dump({"format": "strainer_fast/train-state/2", "x": Payload(marker)}, f, protocol=2)
     with pytest.raises(ValueError, match="not a readable training state"):
         pretrain(torch.rand(1, 4, 4, 1), width=8, layers=2, shared=1, steps=3, device="cpu",
-                 progress=False, guard=TrainGuard(tmp_path, resume=True))
+                 progress=False, checkpoint=Checkpointer(tmp_path, resume=True))
     assert not marker.exists()

@@ -17,7 +17,7 @@ import torch
 
 from strainer_fast.fit import fit_many
 from strainer_fast.pretrain import pretrain
-from strainer_fast.resilience import TrainGuard
+from strainer_fast.train import Checkpointer
 
 SECONDS = float(os.environ.get("STRAINER_SOAK_SECONDS", "20"))
 STATM = Path("/proc/self/statm")
@@ -31,9 +31,9 @@ def rss_mb() -> float:
 def cycle(images: torch.Tensor, state: Path) -> None:
     kw = dict(width=48, layers=3, device="cpu", progress=False)
     model = pretrain(images, shared=2, steps=20, lr=1e-3,
-                     guard=TrainGuard(state / "p", every=5), **kw)
+                     checkpoint=Checkpointer(state / "p", every=5), **kw)
     fit_many(images[:2], "strainer", init_weights=model.encoder_layers(), steps=20, lr=1e-3,
-             log_every=5, guard=TrainGuard(state / "f", every=5), **kw)
+             log_every=5, checkpoint=Checkpointer(state / "f", every=5), **kw)
 
 
 @pytest.mark.skipif(not STATM.exists(), reason="needs /proc/self/statm (Linux)")

@@ -7,9 +7,10 @@ import pytest
 import torch
 
 from strainer_fast.cli import main
-from strainer_fast.fit import fit_many, train_loop
+from strainer_fast.fit import fit_many
 from strainer_fast.models import Strainer
 from strainer_fast.stability import STABILIZE, drop_stats, find_drops, make_stabilizer
+from strainer_fast.train import Callback, Stabilize, image_mse, train
 
 
 def synthetic_curve() -> np.ndarray:
@@ -54,13 +55,18 @@ def _run_with_injected_drop(mode: str, at: int = 40, steps: int = 45) -> np.ndar
                      progress=False).model
     curve: list[list[float]] = []
 
-    def on_step(step: int, mse: torch.Tensor) -> None:
-        curve.append((10 * torch.log10(4 / mse)).tolist())
-        if step == at:  # knock network 1 off: shift its output by 0.5
-            with torch.no_grad():
-                model.dec_b[-1][1] += 0.5
+    class Knock(Callback):
+        order = 30  # after the stabiliser, like a step's own update
 
-    train_loop(model, images, steps, 1e-3, progress=False, stabilize=mode, on_step=on_step)
+        def after_step(self, t, mse: torch.Tensor) -> bool:
+            curve.append((10 * torch.log10(4 / mse)).tolist())
+            if t.step == at:  # knock network 1 off: shift its output by 0.5
+                with torch.no_grad():
+                    model.dec_b[-1][1] += 0.5
+            return False
+
+    train(model, image_mse(model, images), steps, lr=1e-3, progress=False,
+          callbacks=[Stabilize(mode), Knock()])
     return np.asarray(curve)
 
 

@@ -51,8 +51,8 @@ def test_groups_round_robin_one_group_in_memory(paths, tmp_path, monkeypatch):
                        size=10, out=out, **NET)
     assert loaded == [2, 2, 1, 2, 2, 1]  # groups {0,1}, {2,3}, {4}, twice; never all 5
     files = sorted(p.name for p in (tmp_path / "store").iterdir())
-    assert files == [f"{i:08d}.pt" for i in range(5)]
-    sig = torch.load(tmp_path / "store" / "00000004.pt", weights_only=True)
+    assert [f[:8] for f in files] == [f"{i:08d}" for i in range(5)]  # one file per signal
+    sig = torch.load(tmp_path / "store" / files[4], weights_only=True)
     assert sig["step"] == 8.0 and len(sig["exp_avg"]) == 2  # 2 visits x 4 steps
     model = load_strainer(out, {"width": 16, "size": [10, 10]})
     assert model.signals == 5
@@ -71,5 +71,37 @@ def test_cli_group_size(paths, tmp_path, capsys):
     assert main(["pretrain", *tiny, "--group-size", "2", "--visit-steps", "2"]) == 0
     assert len(list((tmp_path / "enc.pt.decoders").iterdir())) == 5
     assert load_strainer(out).signals == 5
-    assert main(["pretrain", *tiny, "--group-size", "2", "--resume"]) == 2
+    assert main(["pretrain", *tiny, "--group-size", "2", "--nproc", "2"]) == 2
     assert "cannot be combined" in capsys.readouterr().err
+
+
+class Crash(Exception):
+    pass
+
+
+def test_streaming_resume_equals_uninterrupted(paths, tmp_path, monkeypatch):
+    """Killed after the 5th visit (checkpoints at steps 8 and 16, i.e. visits 2 and 4):
+    --resume continues from the newest state, even though visit 5 had already rewritten
+    a group's decoders, and ends with the weights of an uninterrupted run."""
+    kw = dict(group_size=2, visit_steps=4, steps=24, size=10, **NET)
+    full = pretrain_streaming(paths, tmp_path / "full", **kw)
+    real, visits = streaming.train, []
+
+    def crash_after_5(*a, **k):
+        if len(visits) == 5:
+            raise Crash
+        visits.append(1)
+        return real(*a, **k)
+
+    monkeypatch.setattr(streaming, "train", crash_after_5)
+    with pytest.raises(Crash):
+        pretrain_streaming(paths, tmp_path / "run", checkpoint_every=8, **kw)
+    monkeypatch.setattr(streaming, "train", real)
+    assert sorted(p.name for p in (tmp_path / "run" / "state").iterdir()) == [
+        "stream.step000000008.pt", "stream.step000000016.pt"]
+    with pytest.raises(ValueError, match="continue it with --resume"):
+        pretrain_streaming(paths, tmp_path / "run", checkpoint_every=8, **kw)
+    again = pretrain_streaming(paths, tmp_path / "run", checkpoint_every=8, resume=True, **kw)
+    for p, q in zip(again.parameters(), full.parameters()):
+        assert torch.equal(p, q)
+    assert not (tmp_path / "run" / "state").exists()  # a finished run removes its states

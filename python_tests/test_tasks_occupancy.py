@@ -182,9 +182,8 @@ def test_voxel_batches_labels_and_surface_bias():
 def test_fit_occupancy_improves_iou():
     x, y, z = _coords(24)
     target = x ** 2 + y ** 2 + z ** 2 < 0.5
-    cfg = dict(width=32, layers=3, w0=30.0, lr=1e-3, points=2048, steps=60, eval_every=20)
-    opts = dict(seed=0, device="cpu", backend="auto", precision="exact", progress=False)
-    r = fit_occupancy(target, "siren", cfg, opts, keep=(60,))
+    r = fit_occupancy(target, "siren", width=32, layers=3, w0=30.0, lr=1e-3, points=2048,
+                      steps=60, eval_every=20, keep=(60,), seed=0, device="cpu", progress=False)
     assert r.step == [0, 20, 40, 60]
     assert r.iou[-1] > 0.7 and r.iou[-1] > r.iou[0] + 0.3
     assert set(r.snapshots) == {60} and r.snapshots[60].shape == (24, 24, 24)
@@ -208,17 +207,20 @@ def test_cli_occupancy_pretrain_fit(tmp_path, capsys):
             "--lr", "1e-3", "--no-progress", "--device", "cpu"]
     enc = tmp_path / "enc.pt"
     assert main(["occupancy", "pretrain", "--meshes", str(shapes), "--out", str(enc),
-                 "--pretrain-steps", "3", *tiny]) == 0
+                 "--steps", "3", *tiny]) == 0
     g = np.linspace(-1, 1, 16)
     x, y, z = np.meshgrid(g, g, g, indexing="ij")
     np.save(tmp_path / "t.npy", np.hypot(np.hypot(x, y) - 0.5, z) < 0.25)
     out = tmp_path / "fit"
+    fit_tiny = ["--res", "20", "--points", "512", "--lr", "1e-3", "--no-progress", "--device",
+                "cpu"]  # the encoder gives the architecture
     assert main(["occupancy", "fit", str(tmp_path / "t.npy"), "--encoder", str(enc),
                  "--steps", "4", "--eval-every", "2", "--mesh-steps", "2,4", "--out", str(out),
-                 *tiny]) == 0
+                 *fit_tiny]) == 0
     m = json.loads((out / "metrics.json").read_text())
     assert m["methods"]["strainer"]["step"] == [0, 2, 4]
     assert m["config"]["encoder"] == str(enc)
+    assert m["config"]["model"] == dict(width=16, layers=3, shared=2, w0=30.0)
     for name in ("report.md", "iou.png", "preview.png", "meshes/target.ply"):
         assert (out / name).is_file(), name
     capsys.readouterr()

@@ -91,7 +91,8 @@ def test_cli_superres_compares_inits_and_reports_steps_to_reach(images, tmp_path
     assert set(m["methods"]) == {"siren", "strainer"}
     assert m["methods"]["siren"]["step"] == [0, 2, 4, 6]
     assert "strainer_steps_to_siren_final" in m["summary"]
-    assert m["config"]["encoder"].startswith(str(tmp_path / "cache"))  # pretrained + cached
+    assert m["config"]["encoder"] is None  # none given: pretrained + cached
+    assert m["config"]["encoder_source"].startswith(str(tmp_path / "cache"))
     assert m["config"]["strainer_lr"] == [0.03, 10.0]  # the inverse-problem default
     for name in ("report.md", "psnr.png", "reconstructions.png", "observed/i0.png",
                  "strainer/i1.png"):

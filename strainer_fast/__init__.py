@@ -1,4 +1,15 @@
-"""strainer_fast: transferable implicit neural representations (STRAINER) on fused sine-MLP kernels."""
+"""strainer_fast: transferable implicit neural representations (STRAINER) on fused sine-MLP
+kernels.
+
+The Python API in a few names (shapes: images [S, H, W, C] in [0, 1])::
+
+    images, names = load_images(folder, size=64)        # or load_mri(split="train")
+    model = pretrain(images, width=128, steps=1500, out="enc.pt")
+    encoder = load_encoder("enc.pt")                     # or model.encoder()
+    result = fit_many(test_images, encoder, steps=300)   # or fit(image, encoder)
+    superres(lowres, scale=4, init=encoder); denoise(noisy, encoder, clean=clean)
+    pretrain_occupancy(volumes) / fit_occupancy(volume, encoder)
+"""
 
 from __future__ import annotations
 
@@ -9,18 +20,40 @@ try:
 except PackageNotFoundError:  # running from a source tree
     __version__ = "0.0.0+local"
 
-from .fit import fit, fit_many  # noqa: E402  (submodules read __version__)
-from .models import Siren, Strainer  # noqa: E402
+# noqa: E402 below: submodules read __version__
+from .checkpoint import load_encoder, load_strainer, save_checkpoint  # noqa: E402
+from .data import default_split, load_image, load_images, mri_dir  # noqa: E402
+from .fit import FitResult, fit, fit_many  # noqa: E402
+from .jobs import compare  # noqa: E402
+from .meta import meta_init  # noqa: E402
+from .metrics import psnr, ssim  # noqa: E402
+from .models import Encoder, Strainer  # noqa: E402
 from .ops import batched_sine_mlp, sine_mlp  # noqa: E402
 from .pretrain import pretrain  # noqa: E402
+from .streaming import pretrain_streaming  # noqa: E402
+from .tasks.denoise import add_noise, denoise  # noqa: E402
+from .tasks.occupancy import (chairs_dir, fit_occupancy, load_shapes,  # noqa: E402
+                              pretrain_occupancy)
+from .tasks.statue import statue_volume  # noqa: E402
+from .tasks.superres import downsample, superres  # noqa: E402
 
 __all__ = [
-    "sine_mlp",
-    "batched_sine_mlp",
-    "Siren",
-    "Strainer",
-    "pretrain",
-    "fit",
-    "fit_many",
+    "sine_mlp", "batched_sine_mlp",
+    "Strainer", "Encoder",
+    "load_image", "load_images", "load_mri", "mri_dir", "default_split",
+    "pretrain", "pretrain_streaming", "meta_init", "save_checkpoint", "load_strainer",
+    "load_encoder",
+    "fit", "fit_many", "FitResult", "compare", "psnr", "ssim",
+    "superres", "downsample", "denoise", "add_noise",
+    "pretrain_occupancy", "fit_occupancy", "load_shapes", "chairs_dir", "statue_volume",
     "__version__",
 ]
+
+
+def load_mri(split: str = "train", size: int = 178):
+    """The embedded MRI slices of ``split`` ("train": 10, "test": 6) as ([S, size, size, 1]
+    in [0, 1], file names)."""
+    if split not in ("train", "test"):
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    train, test = default_split()
+    return load_images(train if split == "train" else test, size)

@@ -18,9 +18,10 @@ from pathlib import Path
 import torch
 
 from . import __version__
-from .models import Strainer
+from .models import Encoder, Strainer
 
-__all__ = ["save_checkpoint", "load_checkpoint", "load_strainer", "atomic_save", "FORMAT"]
+__all__ = ["save_checkpoint", "load_checkpoint", "load_strainer", "load_encoder", "atomic_save",
+           "FORMAT"]
 
 FORMAT = "strainer_fast/1"
 CHECKED_KEYS = ("width", "layers", "shared", "w0", "in_features", "out_features", "size")
@@ -92,7 +93,10 @@ def load_checkpoint(path: str | Path, expect: dict | None = None) -> dict:
 def load_strainer(path: str | Path, expect: dict | None = None, *, backend: str = "auto",
                   precision: str = "exact") -> Strainer:
     """Rebuilds the saved ``Strainer`` (see ``load_checkpoint`` for ``expect``)."""
-    data = load_checkpoint(path, expect)
+    return _strainer(load_checkpoint(path, expect), path, backend, precision)
+
+
+def _strainer(data: dict, path: str | Path, backend: str, precision: str) -> Strainer:
     cfg = data["config"]
     layers = list(zip(data["weights"], data["biases"]))
     try:
@@ -101,3 +105,14 @@ def load_strainer(path: str | Path, expect: dict | None = None, *, backend: str 
     except (KeyError, IndexError, TypeError, ValueError, RuntimeError) as exc:
         raise ValueError(f"{path}: damaged strainer_fast checkpoint (layers do not fit its "
                          f"config: {type(exc).__name__})") from None
+
+
+def load_encoder(path: str | Path, expect: dict | None = None) -> Encoder:
+    """The encoder of a STRAINER checkpoint (see ``load_checkpoint`` for ``expect``), with
+    its architecture and the checkpoint's metadata (``size``, ``signals``, ...)."""
+    data = load_checkpoint(path, expect)
+    model = _strainer(data, path, "auto", "exact")
+    if model.config["shared"] < 1:
+        raise ValueError(f"{path}: checkpoint has no shared encoder layers")
+    meta = data["meta"] if isinstance(data.get("meta"), dict) else {}
+    return model.encoder(**meta, path=str(path))

@@ -15,8 +15,10 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError
 
+from . import distributed
+
 __all__ = ["IMAGE_SUFFIXES", "MAX_PIXELS", "load_image", "load_images", "list_images", "coord_grid",
-           "to_target", "from_output", "mri_dir", "default_split"]
+           "to_target", "from_output", "mri_dir", "default_split", "load_image_shard"]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".npy")
 MAX_PIXELS = 64 * 1024 * 1024  # larger images are refused (decompression-bomb guard)
@@ -172,3 +174,24 @@ def default_split() -> tuple[list[Path], list[Path]]:
     for name, part in rows:
         split[part].append(mri_dir() / name)
     return split["train"], split["test"]
+
+
+def load_image_shard(source: str | Path, size: int, gray: bool = False
+                     ) -> tuple[torch.Tensor, list[str], tuple[int, int, int]]:
+    """Collective under ``torch.distributed``: this rank's block of the images of ``source``
+    as (images [S_rank, size, size, C], names of all signals, (start, stop, total)); a
+    single process gets them all. A bad file or mixed channel counts on any rank raise the
+    same ValueError on every rank."""
+    rank, world = distributed.rank_world()
+    paths = list_images(source)
+    start, stop = distributed.shard(len(paths), rank, world)
+    images, error = None, None
+    try:
+        images, _ = load_images(paths[start:stop], size, gray)
+    except ValueError as exc:
+        error = str(exc)
+    distributed.first_error(error)
+    channels = set(distributed.all_gather(images.shape[-1]))
+    if len(channels) > 1:
+        raise ValueError(f"images have mixed channel counts ({sorted(channels)}); use --gray")
+    return images, [p.name for p in paths], (start, stop, len(paths))

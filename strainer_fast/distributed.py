@@ -4,33 +4,28 @@ Signals are split into contiguous blocks, one per rank (``shard``); each rank ho
 block's images and decoders. The loss is the sum over signals of per-signal MSE, so the
 shared encoder's gradient is the SUM over ranks of the ranks' encoder gradients: one
 ``all_reduce(SUM)`` of the flattened encoder gradients (plus the loss, so every rank takes
-the same divergence decision) per step (``EncoderGradSync``); decoder gradients stay local.
+the same divergence decision) per step (``sum_encoder_grads``, the ``train.GradSync``
+callback); decoder gradients stay local.
 Adam is elementwise, so every rank keeps an identical encoder and the result equals a
 single-process run up to the order of float additions.
 
-Processes are started by ``torchrun`` or ``launch`` (the same environment protocol: RANK,
-WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT); backend NCCL on GPUs, gloo on CPUs.
+Processes are started by ``torchrun`` (``launch`` runs it for ``--nproc``); backend NCCL
+on GPUs, gloo on CPUs. This module holds the collectives only; ``data.load_image_shard``
+loads a rank's images.
 """
 
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
-import tempfile
-import time
 from collections.abc import Sequence
-from pathlib import Path
 
 import torch
 import torch.distributed as dist
 
-from .data import load_images, list_images
 from .models import Layers, Strainer
 
-__all__ = ["rank_world", "is_launched", "init_from_env", "shard", "EncoderGradSync", "all_ok",
-           "all_gather", "first_error", "load_shard", "gather_decoders", "launch"]
+__all__ = ["rank_world", "is_launched", "init_from_env", "shard", "sum_encoder_grads", "all_ok",
+           "all_gather", "first_error", "gather_decoders", "launch"]
 
 
 def rank_world() -> tuple[int, int]:
@@ -64,20 +59,18 @@ def shard(n: int, rank: int, world: int) -> tuple[int, int]:
     return rank * n // world, (rank + 1) * n // world
 
 
-class EncoderGradSync:
-    """After backward: sums encoder gradients and the loss over ranks in one all_reduce;
-    returns the global loss (a 0-d tensor)."""
-
-    def __call__(self, model: Strainer, loss: torch.Tensor) -> torch.Tensor:
-        params = [*model.enc_w, *model.enc_b]
-        grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
-        flat = torch.cat([g.reshape(-1) for g in grads] + [loss.reshape(1)])
-        dist.all_reduce(flat, op=dist.ReduceOp.SUM)
-        offset = 0
-        for p, g in zip(params, grads):
-            p.grad = flat[offset:offset + g.numel()].view_as(g)
-            offset += g.numel()
-        return flat[-1]
+def sum_encoder_grads(model: Strainer, loss: torch.Tensor) -> torch.Tensor:
+    """Collective, after backward: sums the encoder gradients and the loss over ranks in
+    one all_reduce; returns the global loss (a 0-d tensor)."""
+    params = [*model.enc_w, *model.enc_b]
+    grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
+    flat = torch.cat([g.reshape(-1) for g in grads] + [loss.reshape(1)])
+    dist.all_reduce(flat, op=dist.ReduceOp.SUM)
+    offset = 0
+    for p, g in zip(params, grads):
+        p.grad = flat[offset:offset + g.numel()].view_as(g)
+        offset += g.numel()
+    return flat[-1]
 
 
 def _flag_device() -> torch.device:
@@ -110,26 +103,6 @@ def first_error(message: str | None) -> None:
         raise ValueError(errors[0])
 
 
-def load_shard(source: str | Path, size: int, gray: bool = False
-               ) -> tuple[torch.Tensor, list[str], tuple[int, int, int]]:
-    """Collective: this rank's block of the images of ``source`` (see ``data.load_images``)
-    as (images [S_rank, size, size, C], names of all signals, (start, stop, total)). A bad
-    file or mixed channel counts on any rank raise the same ValueError on every rank."""
-    rank, world = rank_world()
-    paths = list_images(source)
-    start, stop = shard(len(paths), rank, world)
-    images, error = None, None
-    try:
-        images, _ = load_images(paths[start:stop], size, gray)
-    except ValueError as exc:
-        error = str(exc)
-    first_error(error)
-    channels = set(all_gather(images.shape[-1]))
-    if len(channels) > 1:
-        raise ValueError(f"images have mixed channel counts ({sorted(channels)}); use --gray")
-    return images, [p.name for p in paths], (start, stop, len(paths))
-
-
 def gather_decoders(model: Strainer) -> Layers:
     """Collective: all ranks' decoders concatenated in rank order ([S_total, out, in]), CPU."""
     mine = [(w.detach().cpu(), b.detach().cpu()) for w, b in zip(model.dec_w, model.dec_b)]
@@ -138,50 +111,22 @@ def gather_decoders(model: Strainer) -> Layers:
             for i in range(len(mine))]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def launch(nproc: int, argv: Sequence[str]) -> int:
-    """Runs ``python -m strainer_fast *argv`` in ``nproc`` local processes with torchrun's
-    environment; rank 0 keeps the terminal, the others' stderr is kept for their error
-    line. When a rank fails the others are stopped. Returns 0, or 2 after printing the
-    first failing rank's error line."""
+    """Runs ``python -m strainer_fast *argv`` in ``nproc`` local processes through
+    ``torch.distributed.run`` (torchrun's elastic agent, standalone rendezvous: it picks
+    and holds the port itself). Each process gets ``cores / nproc`` threads unless
+    OMP_NUM_THREADS is set. Returns 0, or 2 when a process failed (its error line is on
+    stderr)."""
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.run import get_args_parser, run
+
     if nproc < 1:
         raise ValueError(f"--nproc must be >= 1, got {nproc}")
-    env = dict(os.environ, WORLD_SIZE=str(nproc), LOCAL_WORLD_SIZE=str(nproc),
-               MASTER_ADDR="127.0.0.1", MASTER_PORT=str(_free_port()))
-    env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
-    with tempfile.TemporaryDirectory() as tmp:
-        logs = [Path(tmp) / f"rank{r}.err" for r in range(nproc)]
-        procs = []
-        for rank in range(nproc):
-            with open(logs[rank], "w") as err:
-                procs.append(subprocess.Popen(
-                    [sys.executable, "-m", "strainer_fast", *argv],
-                    env=dict(env, RANK=str(rank), LOCAL_RANK=str(rank)),
-                    stderr=None if rank == 0 else err))
-        failed = None
-        try:
-            while failed is None and any(p.poll() is None for p in procs):
-                failed = next((r for r, p in enumerate(procs) if p.poll()), None)
-                time.sleep(0.1)
-            deadline = time.monotonic() + 3  # let the others stop by themselves first
-            while any(p.poll() is None for p in procs) and time.monotonic() < deadline:
-                time.sleep(0.1)
-            failed = next((r for r, p in enumerate(procs) if p.poll()), failed)
-        finally:  # a dead rank leaves the others blocked in a collective
-            for proc in procs:
-                if proc.poll() is None:
-                    proc.kill()
-                proc.wait()
-        if failed is None:
-            return 0
-        if failed != 0:  # rank 0 printed its own error line to the terminal
-            lines = [ln for ln in logs[failed].read_text(errors="replace").splitlines()
-                     if "error:" in ln]
-            print(lines[0] if lines else f"strainer-fast: error: process {failed} of {nproc} "
-                  f"failed (exit {procs[failed].returncode})", file=sys.stderr)
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
+    args = get_args_parser().parse_args(["--standalone", f"--nproc-per-node={nproc}",
+                                         "--module", "strainer_fast", *argv])
+    try:
+        run(args)
+    except ChildFailedError:
         return 2
+    return 0

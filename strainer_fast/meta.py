@@ -18,10 +18,10 @@ from __future__ import annotations
 
 import torch
 from torch.func import functional_call
-from tqdm.auto import tqdm
 
 from .data import coord_grid, to_target
 from .models import Layers, Strainer, resolve_device
+from .train import train
 
 __all__ = ["META_METHODS", "meta_init"]
 
@@ -47,8 +47,9 @@ def meta_init(
 ) -> Layers:
     """Meta-learns SIREN weights on training images [S, H, W, C] in [0, 1].
 
-    ``steps`` outer steps (the STRAINER pretraining budget), each over all S images;
-    inner loop: SGD with ``inner_lr`` on per-image MSE; outer: Adam with ``lr``.
+    ``steps`` outer steps (the STRAINER pretraining budget), each over all S images, run
+    by the training engine; inner loop: SGD with ``inner_lr`` on per-image MSE; outer: Adam
+    with ``lr``.
     Returns the (weight [out, in], bias [out]) pairs of the meta-learned network.
     """
     if method not in META_METHODS:
@@ -56,7 +57,6 @@ def meta_init(
     if images.dim() != 4:
         raise ValueError(f"images must be [S, H, W, C], got shape {tuple(images.shape)}")
     dev = resolve_device(device)
-    torch.manual_seed(seed)
     s, h, w, c = images.shape
     # Network 0 of this model holds the meta weights; `tasks` evaluates S adapted copies.
     meta_net = Strainer(1, out_features=c, width=width, layers=layers, shared=0, w0=w0,
@@ -67,42 +67,39 @@ def meta_init(
                      precision=precision).to(dev)
     names = [n for n, _ in tasks.named_parameters()]
     meta = list(meta_net.parameters())
-    opt = torch.optim.Adam(meta, lr=lr)
     coords = coord_grid(h, w).to(dev)
     target = to_target(images.to(dev, torch.float32))
 
-    def task_loss(params: list[torch.Tensor]) -> torch.Tensor:
+    def task_mse(params: list[torch.Tensor]) -> torch.Tensor:
         out = functional_call(tasks, dict(zip(names, params)), (coords,))
-        return ((out - target) ** 2).mean(dim=(1, 2)).sum()
+        return ((out - target) ** 2).mean(dim=(1, 2))
 
-    bar = tqdm(range(steps), desc=f"meta {method}", disable=not progress, leave=False,
-               dynamic_ncols=True)
-    for _ in bar:
+    def objective(step: int) -> torch.Tensor:
+        """Adapts, sets the meta gradients, returns the adapted per-task MSE [S]."""
         if second_order:  # keep the graph from the meta weights through the inner steps
             fast = [p.expand(s, *p.shape[1:]) for p in meta]
         else:
             fast = [p.detach().expand(s, *p.shape[1:]).clone().requires_grad_() for p in meta]
         for _ in range(inner_steps):
-            grads = torch.autograd.grad(task_loss(fast), fast, create_graph=second_order)
+            grads = torch.autograd.grad(task_mse(fast).sum(), fast, create_graph=second_order)
             fast = [p - inner_lr * g for p, g in zip(fast, grads)]
             if not second_order:
                 fast = [p.detach().requires_grad_() for p in fast]
         if second_order:
-            loss = task_loss(fast)
-            meta_grads = torch.autograd.grad(loss / s, meta)
+            mse = task_mse(fast)
+            meta_grads = torch.autograd.grad(mse.sum() / s, meta)
         elif method == "fomaml":
-            loss = task_loss(fast)
-            grads = torch.autograd.grad(loss, fast)
+            mse = task_mse(fast)
+            grads = torch.autograd.grad(mse.sum(), fast)
             meta_grads = [g.mean(0, keepdim=True) for g in grads]
         else:
             with torch.no_grad():
-                loss = task_loss(fast)
+                mse = task_mse(fast)
             meta_grads = [(m.detach() - f.detach()).mean(0, keepdim=True)
                           for m, f in zip(meta, fast)]
         for p, g in zip(meta, meta_grads):
             p.grad = g
-        opt.step()
-        # loss sums per-image MSE on [-1, 1] values: PSNR of the mean MSE on [0, 1] pixels.
-        bar.set_postfix(adapted_psnr=f"{10 * torch.log10(4 * s / loss.detach()).item():.2f}")
-    bar.close()
+        return mse.detach()
+
+    train(meta_net, objective, steps, lr=lr, progress=progress, desc=f"meta {method}")
     return meta_net.network_layers(0)

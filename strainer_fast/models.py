@@ -10,15 +10,60 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
 from .ops import batched_sine_mlp, sine_mlp
 
-__all__ = ["Siren", "Strainer", "init_layers", "layer_sizes", "resolve_device"]
+__all__ = ["Siren", "Strainer", "Encoder", "init_layers", "layer_sizes", "resolve_device"]
 
 Layers = list[tuple[torch.Tensor, torch.Tensor]]
+
+
+@dataclass
+class Encoder:
+    """A pretrained STRAINER encoder: its shared layers ((weight [out, in], bias [out])
+    pairs) and the architecture they come from (``depth`` layers in all, ``w0``).
+
+    Pass it to ``fit`` / ``fit_many`` / the tasks as ``init``: a new network then starts
+    from these layers plus a fresh decoder. ``meta``: what the checkpoint says about its
+    pretraining (e.g. ``size`` [H, W], ``signals``, ``steps``).
+    """
+
+    layers: Layers
+    depth: int
+    w0: float
+    out_features: int = 1
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def width(self) -> int:
+        return self.layers[-1][0].shape[0]
+
+    @property
+    def shared(self) -> int:
+        return len(self.layers)
+
+    @property
+    def in_features(self) -> int:
+        return self.layers[0][0].shape[-1]
+
+    def architecture(self) -> dict:
+        """{width, layers, shared, w0} of the networks this encoder belongs to."""
+        return dict(width=self.width, layers=self.depth, shared=self.shared, w0=self.w0)
+
+    def resolve(self, **requested: object) -> dict:
+        """The architecture, checked against ``requested`` values (None: take the
+        encoder's); a conflict raises ValueError naming each key."""
+        arch = self.architecture()
+        bad = [f"{k}={arch[k]!r} in checkpoint but {v!r} requested"
+               for k, v in requested.items() if v is not None and k in arch and arch[k] != v]
+        if bad:
+            raise ValueError("encoder architecture conflict: " + "; ".join(bad)
+                             + " (leave these unset to use the encoder's)")
+        return arch
 
 
 def layer_sizes(
@@ -153,6 +198,11 @@ class Strainer(nn.Module):
     def encoder_layers(self) -> Layers:
         """The shared encoder's (weight [out, in], bias [out]) pairs, detached copies."""
         return [(w.detach().clone(), b.detach().clone()) for w, b in zip(self.enc_w, self.enc_b)]
+
+    def encoder(self, **meta: object) -> Encoder:
+        """The shared encoder (detached copies) with this model's architecture."""
+        return Encoder(self.encoder_layers(), self.config["layers"], self.config["w0"],
+                       self.config["out_features"], dict(meta))
 
     def network_layers(self, index: int) -> Layers:
         """All layers of signal ``index``'s network (encoder + its decoder), detached."""

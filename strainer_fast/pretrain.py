@@ -9,9 +9,8 @@ import torch
 
 from . import distributed
 from .checkpoint import save_checkpoint
-from .fit import train_loop
 from .models import Strainer, resolve_device
-from .resilience import TrainGuard
+from .train import Checkpointer, GradSync, image_mse, train
 
 __all__ = ["pretrain", "initial_strainer"]
 
@@ -48,7 +47,7 @@ def pretrain(
     out: str | Path | None = None,
     names: Sequence[str] | None = None,
     shard: tuple[int, int, int] | None = None,
-    guard: TrainGuard | None = None,
+    checkpoint: Checkpointer | None = None,
 ) -> Strainer:
     """Trains a ``Strainer`` on images [S, H, W, C] in [0, 1] (paper: Adam, lr 1e-4, 5000
     steps, loss = sum over images of per-image MSE, one batched forward per step).
@@ -60,8 +59,9 @@ def pretrain(
     says that ``images`` are signals [start, stop) of ``total`` (default: this rank's block
     of ``images``); each rank trains its own decoders, encoder gradients are summed over
     ranks, ``names`` lists all ``total`` signals, and rank 0 gathers every decoder and
-    writes ``out``. The returned model holds this rank's decoders. ``guard``: checkpoint /
-    resume / divergence policy (``resilience.TrainGuard``).
+    writes ``out``. The returned model holds this rank's decoders (``model.encoder()`` is the
+    pretrained ``Encoder``). ``checkpoint``: training-state files / resume
+    (``train.Checkpointer``).
     """
     if images.dim() != 4:
         raise ValueError(f"images must be [S, H, W, C], got shape {tuple(images.shape)}")
@@ -73,13 +73,13 @@ def pretrain(
     start, stop, total = shard
     if stop - start != images.shape[0]:
         raise ValueError(f"shard {shard} does not match {images.shape[0]} images")
-    torch.manual_seed(seed)
     model = initial_strainer(total, start, stop, in_features=2, out_features=images.shape[-1],
                              width=width, layers=layers, shared=shared, w0=w0, seed=seed,
                              backend=backend, precision=precision).to(dev)
-    train_loop(model, images.to(dev, torch.float32), steps, lr, progress=progress and rank == 0,
-               desc=f"pretrain STRAINER-{total}", guard=guard,
-               sync=distributed.EncoderGradSync() if world > 1 else None)
+    callbacks = [c for c in (checkpoint, GradSync() if world > 1 else None) if c is not None]
+    train(model, image_mse(model, images.to(dev, torch.float32)), steps, lr=lr,
+          callbacks=callbacks, progress=progress and rank == 0,
+          desc=f"pretrain STRAINER-{total}")
     if out is not None:
         dec = distributed.gather_decoders(model) if world > 1 else None
         if rank == 0:

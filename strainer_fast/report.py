@@ -1,23 +1,37 @@
-"""Writes comparison results: reconstructions PNG, PSNR-vs-step plot, metrics.json, report.md."""
+"""The one report writer: ``metrics.json`` + ``report.md`` (+ plots) of every command.
+
+``write_outputs`` writes the common part (title, device, versions, resolved config, a
+table, notes); ``write_report`` is the image-fitting report on top of it (reconstructions,
+PSNR curves, LPIPS).
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import platform
 from pathlib import Path
+from typing import Any
 
-import matplotlib
+import numpy as np
+import torch
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+from . import __version__
+from .fit import FitResult
+from .lpips import lpips
 
-from . import __version__  # noqa: E402
-from .fit import FitResult  # noqa: E402
-from .lpips import lpips  # noqa: E402
+__all__ = ["method_metrics", "plot_curves", "pyplot", "write_outputs", "write_report"]
 
-__all__ = ["method_metrics", "plot_curves", "write_report"]
+
+def pyplot():
+    """matplotlib.pyplot with the file backend, imported on first use (keeps
+    ``import strainer_fast`` light)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
 
 
 def method_metrics(result: FitResult, names: list[str]) -> dict:
@@ -33,6 +47,40 @@ def method_metrics(result: FitResult, names: list[str]) -> dict:
     }
 
 
+def _plain(config: Any) -> dict:
+    return dataclasses.asdict(config) if dataclasses.is_dataclass(config) else dict(config)
+
+
+def _flat(d: dict, prefix: str = "") -> list[str]:
+    out = []
+    for k, v in d.items():
+        out += _flat(v, f"{prefix}{k}.") if isinstance(v, dict) else [f"{prefix}{k}={v}"]
+    return out
+
+
+def write_outputs(out: str | Path, *, title: str, config: Any, device: str, metrics: dict,
+                  table: list[str] = (), notes: str = "", files: str = "") -> dict:
+    """Writes ``out``/metrics.json ({title, config, device, versions, **metrics}) and
+    ``out``/report.md (title, device, config, ``table`` lines, ``notes``, ``files``).
+    Returns the metrics dict."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    data = {"title": title, "config": _plain(config), "device": device,
+            "versions": {"strainer_fast": __version__, "torch": torch.__version__,
+                         "python": platform.python_version(), "numpy": np.__version__},
+            **metrics}
+    (out / "metrics.json").write_text(json.dumps(data, indent=1))
+    lines = [f"# {title}", "",
+             f"Device: {device}; strainer_fast {__version__}, torch {torch.__version__}.", "",
+             "Config: " + ", ".join(_flat(data["config"])), "", *table]
+    if notes:
+        lines += ["", notes]
+    if files:
+        lines += ["", f"Files: {files}"]
+    (out / "report.md").write_text("\n".join(lines + [""]))
+    return data
+
+
 def _at_step(curve: dict, step: int) -> float | None:
     return curve["psnr"][curve["step"].index(step)] if step in curve["step"] else None
 
@@ -42,39 +90,49 @@ def write_report(
     results: dict[str, FitResult],
     images: torch.Tensor,
     names: list[str],
-    config: dict,
+    config: Any,
     *,
     device: str,
     title: str = "STRAINER comparison",
     notes: str = "",
     compare_step: int = 100,
     summary: dict | None = None,
+    extra_config: dict | None = None,
 ) -> dict:
-    """Writes ``out``/{reconstructions.png, psnr.png, metrics.json, report.md}.
+    """Image-fitting report: ``out``/{reconstructions.png, psnr.png, metrics.json,
+    report.md}.
 
     images: the test images [K, H, W, C] in [0, 1]; results: method -> fit of all of them;
+    config: the job's config (dataclass or dict; ``extra_config`` is added to it);
     ``summary``: extra task figures stored under metrics.json's "summary".
     Returns the metrics dict written to metrics.json.
     """
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    metrics = {
-        "title": title,
-        "config": config,
-        "device": device,
-        "versions": {"strainer_fast": __version__, "torch": torch.__version__,
-                     "python": platform.python_version(), "numpy": np.__version__},
-        "test_signals": names,
-        "methods": {m: method_metrics(r, names) for m, r in results.items()},
-    }
+    metrics: dict = {"test_signals": names,
+                     "methods": {m: method_metrics(r, names) for m, r in results.items()}}
     if summary:
         metrics["summary"] = summary
     _add_lpips(metrics, results, images)
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
-    plot_curves(metrics["methods"], out / "psnr.png", title)
+    methods = metrics["methods"]
+    table = [f"Mean over {len(names)} test images.", "",
+             f"| method | PSNR @ step {compare_step} (dB) | final PSNR (dB) | final SSIM "
+             "| fit wall time (s) |",
+             "| --- | ---: | ---: | ---: | ---: |"]
+    for name, m in methods.items():
+        early = _at_step(m, compare_step)
+        table.append(f"| {name} | {'-' if early is None else f'{early:.2f}'} | "
+                     f"{m['psnr'][-1]:.2f} | {m['ssim'][-1]:.4f} | {m['wall_s'][-1]:.1f} |")
+    lpips_final = {n: m["lpips_final"] for n, m in methods.items() if "lpips_final" in m}
+    table += ["", "LPIPS (final, mean): " + ", ".join(f"{n} {v:.4f}"
+                                                      for n, v in lpips_final.items())
+              if lpips_final else f"LPIPS: {metrics['lpips']}."]
+    data = write_outputs(out, title=title, config=dict(_plain(config), **(extra_config or {})),
+                         device=device, metrics=metrics, table=table, notes=notes,
+                         files="`reconstructions.png`, `psnr.png`, `metrics.json`, "
+                               "`config.json` (re-run: `strainer-fast run config.json`).")
+    plot_curves(methods, out / "psnr.png", title)
     _plot_recons(results, images, names, out / "reconstructions.png")
-    _write_md(metrics, out / "report.md", notes, compare_step)
-    return metrics
+    return data
 
 
 def _add_lpips(metrics: dict, results: dict[str, FitResult], images: torch.Tensor) -> None:
@@ -93,6 +151,7 @@ def _add_lpips(metrics: dict, results: dict[str, FitResult], images: torch.Tenso
 def plot_curves(methods: dict, path: Path, title: str, key: str = "psnr",
                 ylabel: str = "mean test PSNR (dB)") -> None:
     """Line plot of ``methods[name][key]`` against ``methods[name]["step"]`` to ``path``."""
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
     for name, m in methods.items():
         ax.plot(m["step"], m[key], marker=".", label=name)
@@ -108,6 +167,7 @@ def plot_curves(methods: dict, path: Path, title: str, key: str = "psnr",
 
 def _plot_recons(results: dict[str, FitResult], images: torch.Tensor, names: list[str],
                  path: Path) -> None:
+    plt = pyplot()
     rows = ["ground truth", *results]
     k = images.shape[0]
     fig, axes = plt.subplots(len(rows), k, figsize=(1.8 * k, 1.9 * len(rows)), squeeze=False)
@@ -128,26 +188,3 @@ def _plot_recons(results: dict[str, FitResult], images: torch.Tensor, names: lis
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
-
-
-def _write_md(metrics: dict, path: Path, notes: str, compare_step: int) -> None:
-    methods = metrics["methods"]
-    lines = [f"# {metrics['title']}", "",
-             f"Device: {metrics['device']}; strainer_fast {metrics['versions']['strainer_fast']}, "
-             f"torch {metrics['versions']['torch']}.", "",
-             "Config: " + ", ".join(f"{k}={v}" for k, v in metrics["config"].items()), "",
-             f"Mean over {len(metrics['test_signals'])} test images.", "",
-             f"| method | PSNR @ step {compare_step} (dB) | final PSNR (dB) | final SSIM "
-             "| fit wall time (s) |",
-             "| --- | ---: | ---: | ---: | ---: |"]
-    for name, m in methods.items():
-        early = _at_step(m, compare_step)
-        lines.append(f"| {name} | {'-' if early is None else f'{early:.2f}'} | {m['psnr'][-1]:.2f}"
-                     f" | {m['ssim'][-1]:.4f} | {m['wall_s'][-1]:.1f} |")
-    lpips_final = {n: m["lpips_final"] for n, m in methods.items() if "lpips_final" in m}
-    lines += ["", "LPIPS (final, mean): " + ", ".join(f"{n} {v:.4f}" for n, v in lpips_final.items())
-              if lpips_final else f"LPIPS: {metrics['lpips']}."]
-    if notes:
-        lines += ["", notes]
-    lines += ["", "Files: `reconstructions.png`, `psnr.png`, `metrics.json`.", ""]
-    path.write_text("\n".join(lines))

@@ -1,7 +1,8 @@
 """Opt-in stabilised test-time fitting, and statistics of PSNR drops while fitting.
 
 Fitting a SIREN with Adam (lr 1e-4) sometimes loses several dB in a few steps and takes
-many steps to recover. ``train_loop(..., stabilize=MODE)`` picks one of ``STABILIZE``:
+many steps to recover. ``fit_many(..., stabilize=MODE)`` (the ``train.Stabilize`` callback)
+picks one of ``STABILIZE``:
 
 - ``"off"``: the paper's plain Adam (default);
 - ``"cosine"``: linear learning-rate warm-up over the first 5% of the steps, then cosine
@@ -68,7 +69,7 @@ def drop_stats(curves, threshold_db: float = 1.0) -> dict:
 
 
 class Stabilizer:
-    """Plain Adam (``"off"``). ``train_loop`` calls ``before_step`` after the backward pass
+    """Plain Adam (``"off"``). ``train.Stabilize`` calls ``before_step`` after the backward pass
     and ``after_step`` after ``opt.step()``, with the step's per-network MSE [S]."""
 
     def __init__(self, model: torch.nn.Module, opt: torch.optim.Optimizer, steps: int) -> None:

@@ -6,8 +6,14 @@ each visit running ``visit_steps`` Adam steps on that group alone (loss = sum ov
 group's signals of per-signal MSE), until the encoder has taken ``steps`` steps in all (the
 last visit may be shorter). Only one group's images, decoders and decoder Adam state are in
 memory at a time; the encoder and its Adam state stay in memory and carry over between
-visits. Every signal's decoder (weights and Adam moments, step count) lives in its own file
-``store/{index:08d}.pt``, written after each visit of its group (atomically).
+visits. Every visit is one run of the training engine (``train.train``).
+
+Every signal's decoder (weights, Adam moments, step count) lives in its own file
+``store/{index:08d}.v{visit:06d}.pt``, written (atomically) after each visit of its group;
+``visit`` numbers the generation, so a training-state checkpoint (``checkpoint_every``
+steps, at the end of a visit) names the generations it belongs to and ``resume`` continues
+from exactly that state, even when later visits had already rewritten some groups. Older
+generations are deleted once no kept checkpoint names them.
 
 Initial values equal ``Strainer(S, seed=seed)`` (one seeded draw, so with a single group
 and ``visit_steps >= steps`` the result equals ``pretrain``). The final checkpoint holds the
@@ -16,6 +22,7 @@ encoder and all decoders, like ``pretrain``'s.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -24,46 +31,60 @@ from torch import nn
 
 from .checkpoint import atomic_save, save_checkpoint
 from .data import load_images
-from .fit import train_loop
 from .models import Strainer, resolve_device
 from .pretrain import initial_strainer
+from .train import image_mse, train
+from .train.callbacks import say
 
-__all__ = ["pretrain_streaming"]
+__all__ = ["pretrain_streaming", "STREAM_FORMAT"]
 
 MOMENTS = ("exp_avg", "exp_avg_sq")
+STREAM_FORMAT = "strainer_fast/stream-state/1"
 
 
-def _signal_file(store: Path, index: int) -> Path:
-    return store / f"{index:08d}.pt"
+class _Store:
+    """Per-signal decoder files, one generation per visit of the signal's group."""
 
+    def __init__(self, root: Path) -> None:
+        self.root = root
 
-def _save_group(store: Path, start: int, params: Sequence[torch.Tensor],
-                opt: torch.optim.Optimizer | None = None) -> None:
-    """Writes each signal's decoder tensors (``params``: [G, ...] each, the decoder weights
-    then biases) and their Adam moments in ``opt`` to one file per signal."""
-    states = [opt.state.get(p, {}) if opt is not None else {} for p in params]
-    for k in range(params[0].shape[0]):
-        entry = {"params": [p.detach()[k].cpu().clone() for p in params],
-                 "step": float(states[0]["step"]) if states[0] else 0.0}
-        for m in MOMENTS:
-            entry[m] = [s[m][k].cpu().clone() for s in states] if states[0] else []
-        atomic_save(entry, _signal_file(store, start + k))
+    def file(self, index: int, gen: int) -> Path:
+        return self.root / f"{index:08d}.v{gen:06d}.pt"
 
+    def save(self, start: int, gen: int, params: Sequence[torch.Tensor],
+             opt: torch.optim.Optimizer | None = None) -> None:
+        """Each signal's decoder tensors (``params``: [G, ...], weights then biases) and
+        their Adam moments in ``opt``, as generation ``gen``."""
+        states = [opt.state.get(p, {}) if opt is not None else {} for p in params]
+        for k in range(params[0].shape[0]):
+            entry = {"params": [p.detach()[k].cpu().clone() for p in params],
+                     "step": float(states[0]["step"]) if states[0] else 0.0}
+            for m in MOMENTS:
+                entry[m] = [s[m][k].cpu().clone() for s in states] if states[0] else []
+            atomic_save(entry, self.file(start + k, gen))
 
-def _load_group(store: Path, start: int, stop: int, model: Strainer,
-                opt: torch.optim.Optimizer) -> None:
-    """Loads signals [start, stop) from the store into ``model``'s decoders and ``opt``."""
-    entries = [torch.load(_signal_file(store, i), map_location="cpu", weights_only=True)
-               for i in range(start, stop)]
-    params = [*model.dec_w, *model.dec_b]
-    with torch.no_grad():
-        for j, p in enumerate(params):
-            p.copy_(torch.stack([e["params"][j] for e in entries]))
-    if entries[0]["exp_avg"]:
-        for j, p in enumerate(params):
-            opt.state[p] = {"step": torch.tensor(entries[0]["step"]),
-                            **{m: torch.stack([e[m][j] for e in entries]).to(p.device)
-                               for m in MOMENTS}}
+    def load(self, start: int, stop: int, gen: int, model: Strainer,
+             opt: torch.optim.Optimizer) -> None:
+        """Signals [start, stop) of generation ``gen`` into ``model``'s decoders and ``opt``."""
+        entries = [torch.load(self.file(i, gen), map_location="cpu", weights_only=True)
+                   for i in range(start, stop)]
+        params = [*model.dec_w, *model.dec_b]
+        with torch.no_grad():
+            for j, p in enumerate(params):
+                p.copy_(torch.stack([e["params"][j] for e in entries]))
+        if entries[0]["exp_avg"]:
+            for j, p in enumerate(params):
+                opt.state[p] = {"step": torch.tensor(entries[0]["step"]),
+                                **{m: torch.stack([e[m][j] for e in entries]).to(p.device)
+                                   for m in MOMENTS}}
+
+    def prune(self, keep: set[tuple[int, int]], starts: dict[int, int]) -> None:
+        """Deletes every file whose (group start, generation) is not in ``keep``."""
+        pat = re.compile(r"(\d{8})\.v(\d{6})\.pt$")
+        for p in self.root.iterdir():
+            m = pat.match(p.name)
+            if m and (starts[int(m.group(1))], int(m.group(2))) not in keep:
+                p.unlink(missing_ok=True)
 
 
 def pretrain_streaming(
@@ -86,32 +107,71 @@ def pretrain_streaming(
     precision: str = "exact",
     progress: bool = True,
     out: str | Path | None = None,
+    checkpoint_every: int = 0,
+    resume: bool = False,
+    state_dir: str | Path | None = None,
+    fingerprint: dict | None = None,
 ) -> Strainer:
     """Pretrains on the images at ``paths`` (loaded a group at a time, see ``data``) with
     the decoders kept per signal in folder ``store``; returns the model of the last visited
-    group (its encoder is the result). ``steps`` counts encoder steps over all visits."""
+    group (its encoder is the result). ``steps`` counts encoder steps over all visits.
+
+    ``checkpoint_every`` K: after the first visit that reaches each multiple of K steps,
+    the training state goes to ``state_dir`` (default ``store``/state); ``resume``
+    continues from the newest one (``fingerprint``: settings that must match).
+    """
     paths = [Path(p) for p in paths]
     if group_size < 1 or visit_steps < 1:
         raise ValueError("group size and visit steps must be >= 1")
+    if checkpoint_every < 0:
+        raise ValueError(f"--checkpoint-every must be >= 0, got {checkpoint_every}")
     if not paths:
         raise ValueError("no images given")
-    dev, store, total = resolve_device(device), Path(store), len(paths)
+    dev, total = resolve_device(device), len(paths)
+    files = _Store(Path(store))
+    state_dir = Path(state_dir) if state_dir is not None else Path(store) / "state"
+    fingerprint = dict(fingerprint or {}, signals=[p.name for p in paths], group_size=group_size,
+                       visit_steps=visit_steps, steps=steps)
     groups = [(a, min(a + group_size, total)) for a in range(0, total, group_size)]
+    starts = {i: a for a, b in groups for i in range(a, b)}
     first, _ = load_images(paths[groups[0][0]:groups[0][1]], size, gray)
     channels = first.shape[-1]
     config = dict(in_features=2, out_features=channels, width=width, layers=layers,
                   shared=shared, w0=w0, backend=backend, precision=precision)
-    torch.manual_seed(seed)
     init = initial_strainer(total, 0, total, seed=seed, **config)
     enc = [nn.Parameter(t.to(dev)) for w, b in init.encoder_layers() for t in (w, b)]
-    for start, stop in groups:  # every signal's initial decoder, no Adam state yet
-        _save_group(store, start, [p[start:stop] for p in [*init.dec_w, *init.dec_b]])
-    del init
     enc_state: dict[int, dict] = {}
-    done, visit, model = 0, 0, None
+    gen = {start: 0 for start, _ in groups}  # generation of each group's files
+    done, visit, kept = 0, 0, []
+    saved = _saved_states(state_dir)
+    if resume and saved:
+        state = _read_state(state_dir, saved[-1], fingerprint)
+        with torch.no_grad():
+            for p, t in zip(enc, state["encoder"]):
+                p.copy_(t)
+        enc_state = {int(i): {k: v.to(dev) for k, v in s.items()}
+                     for i, s in state["enc_state"].items()}
+        gen = {int(k): v for k, v in state["gen"].items()}
+        done, visit, kept, first = state["done"], state["visit"], [gen], None
+        for old in saved[:-1]:
+            (state_dir / f"stream.step{old:09d}.pt").unlink(missing_ok=True)
+        files.prune({(g, v) for g, v in gen.items()}, starts)
+        say(f"resumed from step {done} ({state_dir})")
+    else:
+        if resume:
+            say(f"no training state in {state_dir}; starting from step 0")
+        elif checkpoint_every and saved:
+            raise ValueError(f"{state_dir} holds the training state of an earlier run; "
+                             "continue it with --resume or delete the folder")
+        files.root.mkdir(parents=True, exist_ok=True)
+        files.prune(set(), starts)
+        for start, stop in groups:  # every signal's initial decoder, no Adam state yet
+            files.save(start, 0, [p[start:stop] for p in [*init.dec_w, *init.dec_b]])
+    del init
+    model = None
     while done < steps:
         start, stop = groups[visit % len(groups)]
-        images = first if visit == 0 else load_images(paths[start:stop], size, gray)[0]
+        images = first if first is not None else load_images(paths[start:stop], size, gray)[0]
         if images.shape[-1] != channels:
             raise ValueError(f"images have mixed channel counts ({channels} and "
                              f"{images.shape[-1]}); use gray=True / --gray")
@@ -122,20 +182,38 @@ def pretrain_streaming(
         for i, p in enumerate(enc):
             if i in enc_state:
                 opt.state[p] = enc_state[i]
-        _load_group(store, start, stop, model, opt)
+        files.load(start, stop, gen[start], model, opt)
         n = min(visit_steps, steps - done)
-        train_loop(model, images.to(dev, torch.float32), n, lr, optimizer=opt,
-                   progress=progress,
-                   desc=f"pretrain group {visit % len(groups) + 1}/{len(groups)}, "
-                        f"steps {done + 1}-{done + n} of {steps}")
+        train(model, image_mse(model, images.to(dev, torch.float32)), n, optimizer=opt,
+              progress=progress,
+              desc=f"pretrain group {visit % len(groups) + 1}/{len(groups)}, "
+                   f"steps {done + 1}-{done + n} of {steps}")
         enc_state = {i: opt.state[p] for i, p in enumerate(enc) if p in opt.state}
-        _save_group(store, start, [*model.dec_w, *model.dec_b], opt)
-        done, visit, first = done + n, visit + 1, None
+        old = gen[start]
+        visit, first = visit + 1, None
+        gen[start] = visit
+        files.save(start, visit, [*model.dec_w, *model.dec_b], opt)
+        crossed = checkpoint_every and (done + n) // checkpoint_every > done // checkpoint_every
+        done += n
+        if crossed and done < steps:
+            atomic_save({"format": STREAM_FORMAT, "done": done, "visit": visit,
+                         "encoder": [p.detach().cpu() for p in enc],
+                         "enc_state": {str(i): {k: v.cpu() for k, v in s.items()}
+                                       for i, s in enc_state.items()},
+                         "gen": {str(k): v for k, v in gen.items()}, "fingerprint": fingerprint},
+                        state_dir / f"stream.step{done:09d}.pt")
+            kept = (kept + [dict(gen)])[-2:]
+            for s in _saved_states(state_dir)[:-2]:
+                (state_dir / f"stream.step{s:09d}.pt").unlink(missing_ok=True)
+            files.prune({(g, v) for k in kept for g, v in k.items()}, starts)
+        elif not any(k.get(start) == old for k in kept):
+            for i in range(start, stop):
+                files.file(i, old).unlink(missing_ok=True)
     if out is not None:
         dec = [[], []]
         for start, stop in groups:
             part = Strainer(stop - start, seed=seed, **config)
-            _load_group(store, start, stop, part, torch.optim.Adam(part.parameters()))
+            files.load(start, stop, gen[start], part, torch.optim.Adam(part.parameters()))
             dec[0].append([w.detach() for w in part.dec_w])
             dec[1].append([b.detach() for b in part.dec_b])
         dec_layers = [(torch.cat([g[j] for g in dec[0]]), torch.cat([g[j] for g in dec[1]]))
@@ -147,4 +225,34 @@ def pretrain_streaming(
         save_checkpoint(full, out, signals=[p.name for p in paths], steps=steps, seed=seed,
                         lr=lr, size=[size, size], group_size=group_size,
                         visit_steps=visit_steps)
+    for s in _saved_states(state_dir):  # finished: the training states are spent
+        (state_dir / f"stream.step{s:09d}.pt").unlink(missing_ok=True)
+    if state_dir.is_dir() and not any(state_dir.iterdir()):
+        state_dir.rmdir()
+    files.prune({(g, v) for g, v in gen.items()}, starts)
     return model
+
+
+def _saved_states(state_dir: Path) -> list[int]:
+    if not state_dir.is_dir():
+        return []
+    pat = re.compile(r"stream\.step(\d+)\.pt$")
+    return sorted(int(m.group(1)) for p in state_dir.iterdir() if (m := pat.match(p.name)))
+
+
+def _read_state(state_dir: Path, step: int, fingerprint: dict) -> dict:
+    path = state_dir / f"stream.step{step:09d}.pt"
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # corrupt / foreign file
+        raise ValueError(f"{path}: not a readable training state ({type(exc).__name__})"
+                         ) from None
+    if not isinstance(state, dict) or state.get("format") != STREAM_FORMAT:
+        raise ValueError(f"{path}: not a strainer_fast streaming training state")
+    theirs = state.get("fingerprint", {})
+    diff = sorted(k for k in set(fingerprint) | set(theirs)
+                  if fingerprint.get(k) != theirs.get(k))
+    if diff:
+        raise ValueError(f"{path}: cannot resume, settings differ from the saved run: "
+                         + ", ".join(diff))
+    return state

@@ -57,6 +57,13 @@ def opts(cfg: dict) -> dict:
     return dict(seed=cfg["seed"], device=cfg["device"], progress=cfg["progress"])
 
 
+def compare_kwargs(cfg: dict) -> dict:
+    """Keyword options for ``strainer_fast.compare``."""
+    return dict(width=cfg["width"], layers=cfg["layers"], shared=cfg["shared"], w0=cfg["w0"],
+                steps=cfg["steps"], lr=cfg["lr"], pretrain_steps=cfg["pretrain_steps"],
+                log_every=cfg["log_every"], **opts(cfg))
+
+
 def net(cfg: dict) -> dict:
     return dict(width=cfg["width"], layers=cfg["layers"], w0=cfg["w0"])
 

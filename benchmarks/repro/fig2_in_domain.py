@@ -8,7 +8,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 
 import common
-from strainer_fast.cli import run_compare
+from strainer_fast import compare
 from strainer_fast.meta import META_METHODS
 from strainer_fast.report import method_metrics, write_report
 
@@ -25,7 +25,8 @@ def methods() -> list[str]:
 
 def run(cfg: dict, out: Path) -> dict:
     train, train_names, test, test_names, label = common.in_domain_data(cfg)
-    results = run_compare(train, train_names, test, methods(), cfg, common.opts(cfg))
+    results = compare(train, test, methods(), train_names=train_names,
+                      **common.compare_kwargs(cfg))
     write_report(out / NAME, results, test, test_names, {k: cfg[k] for k in
                  ("size", "width", "layers", "shared", "lr", "steps", "pretrain_steps")},
                  device=common.machine(cfg), title="In-domain fitting (paper Fig. 2)")

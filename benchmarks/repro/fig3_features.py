@@ -11,9 +11,9 @@ import numpy as np
 import torch
 
 import common
+from strainer_fast import fit_many, pretrain
 from strainer_fast.data import coord_grid, from_output
-from strainer_fast.fit import fit_many, train_loop
-from strainer_fast.pretrain import pretrain
+from strainer_fast.train import Callback
 
 NAME = "fig3_features"
 
@@ -43,19 +43,21 @@ def run(cfg: dict, out: Path) -> dict:
     steps = cfg["feature_steps"]
     rows = {}
     for method, init, weights in (("siren", "siren", None), ("strainer-10", "strainer", enc)):
-        model = fit_many(image, init, init_weights=weights, steps=0, **common.net(cfg),
-                         **common.opts(cfg)).model
-        dev = next(model.parameters()).device
         snaps = {}
 
-        def capture(step: int, wall: float, output: torch.Tensor) -> None:
-            if step in steps:
-                pc, share = first_pc(common.hidden_features(model, coords.to(dev), depth))
-                recon = from_output(output, h, w)[0].mean(-1).cpu().numpy()
-                snaps[step] = dict(pc=pc.reshape(h, w), share=share, recon=recon)
+        class Capture(Callback):
+            def log(self, t) -> None:
+                if t.step in steps:
+                    dev = next(t.model.parameters()).device
+                    pc, share = first_pc(common.hidden_features(t.model, coords.to(dev), depth))
+                    with torch.no_grad():
+                        output = t.model(coords.to(dev))
+                    recon = from_output(output, h, w)[0].mean(-1).cpu().numpy()
+                    snaps[t.step] = dict(pc=pc.reshape(h, w), share=share, recon=recon)
 
-        train_loop(model, image.to(dev), max(steps), cfg["lr"], log_every=np.gcd.reduce(steps) or 1,
-                   on_log=capture, progress=cfg["progress"], desc=f"features {method}")
+        fit_many(image, init, init_weights=weights, steps=max(steps), lr=cfg["lr"],
+                 log_every=int(np.gcd.reduce(steps)) or 1, callbacks=[Capture()],
+                 desc=f"features {method}", **common.net(cfg), **common.opts(cfg))
         rows[method] = snaps
     gt_spec = log_power(gt)
     data = dict(data=label, image=test_names[0], machine=common.machine(cfg), steps=steps,

@@ -10,8 +10,8 @@ import numpy as np
 import torch
 
 import common
-from strainer_fast.fit import fit_many, train_loop
-from strainer_fast.pretrain import pretrain
+from strainer_fast import fit_many, pretrain
+from strainer_fast.train import Callback
 
 NAME = "fig4_grad_hist"
 BINS = np.linspace(-12, 0, 61)  # log10 |gradient| bin edges
@@ -27,8 +27,6 @@ def run(cfg: dict, out: Path) -> dict:
     hists: dict[str, dict[str, np.ndarray]] = {}
     medians: dict[str, dict[str, list[float]]] = {}
     for method, init, weights in (("siren", "siren", None), ("strainer-10", "strainer", enc)):
-        model = fit_many(test, init, init_weights=weights, steps=0, **common.net(cfg),
-                         **common.opts(cfg)).model
         hists[method] = {n: np.zeros((steps, len(BINS) - 1)) for n in layers}
         medians[method] = {n: [] for n in layers}
         counter = {n: 0 for n in layers}
@@ -42,12 +40,18 @@ def run(cfg: dict, out: Path) -> dict:
                 counter[name] = i + 1
             return record
 
-        handles = [model.dec_w[i].register_hook(hook(n)) for n, i in layers.items()]
-        dev = next(model.parameters()).device
-        train_loop(model, test.to(dev), steps, cfg["lr"], progress=cfg["progress"],
-                   desc=f"gradients {method}")
-        for h in handles:
-            h.remove()
+        class Hooks(Callback):
+            def begin(self, t) -> None:
+                self.handles = [t.model.dec_w[i].register_hook(hook(n))
+                                for n, i in layers.items()]
+
+            def end(self, t) -> None:
+                for h in self.handles:
+                    h.remove()
+
+        fit_many(test, init, init_weights=weights, steps=steps, lr=cfg["lr"], log_every=0,
+                 callbacks=[Hooks()], desc=f"gradients {method}", **common.net(cfg),
+                 **common.opts(cfg))
     tenth = max(1, steps // 10)
     data = dict(data=label, machine=common.machine(cfg), steps=steps, bins_log10=BINS.tolist(),
                 median_log10_abs_grad=medians,

@@ -7,7 +7,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 
 import common
-from strainer_fast.cli import run_compare
+from strainer_fast import compare
 from strainer_fast.report import method_metrics
 
 NAME = "fig7_ablation"
@@ -17,8 +17,8 @@ def run(cfg: dict, out: Path) -> dict:
     train, train_names, test, test_names, label = common.in_domain_data(cfg)
     curves = {}
     for shared in range(1, cfg["layers"]):
-        r = run_compare(train, train_names, test, ["strainer-10"], dict(cfg, shared=shared),
-                        common.opts(cfg))["strainer-10"]
+        r = compare(train, test, ["strainer-10"], train_names=train_names,
+                    **common.compare_kwargs(dict(cfg, shared=shared)))["strainer-10"]
         curves[str(shared)] = method_metrics(r, test_names)
     data = dict(data=label, machine=common.machine(cfg), shared=curves,
                 config={k: cfg[k] for k in ("size", "width", "layers", "lr", "steps",

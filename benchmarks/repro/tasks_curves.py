@@ -1,10 +1,8 @@
 """Item 7: super-resolution, denoising and 3D occupancy, STRAINER vs SIREN, by running the
-``strainer-fast`` task commands (``strainer_fast.tasks``) that exist in this install."""
+``strainer-fast`` task commands (``strainer_fast.tasks``)."""
 
 from __future__ import annotations
 
-import argparse
-import importlib.util
 import json
 import os
 from pathlib import Path
@@ -14,6 +12,7 @@ import matplotlib.pyplot as plt
 import claims as rules
 import common
 from strainer_fast import cli
+from strainer_fast.config import flat_fields
 
 NAME = "tasks_curves"
 ROOT = Path(__file__).resolve().parents[2]
@@ -21,31 +20,16 @@ WANTED = ("superres", "denoise", "occupancy")
 IOU_MARGIN = 0.01
 
 
-def available() -> list[str]:
-    if importlib.util.find_spec("strainer_fast.tasks") is None:
-        return []
-    from strainer_fast.tasks import TASKS
-    return [t for t in WANTED if t in TASKS]
-
-
-def _sub(parser, name: str):
-    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    return sub.choices[name]
-
-
 def _command(task: str) -> tuple[list[str], set[str]]:
     """The task's command words (occupancy: its ``demo``) and the options they take."""
-    words = [task, "demo"] if task == "occupancy" else [task]
-    parser = cli.build_parser()
-    for w in words:
-        parser = _sub(parser, w)
-    return words, {o for a in parser._actions for o in a.option_strings}
+    words = "occupancy demo" if task == "occupancy" else task
+    cls = cli.COMMANDS[words][0]
+    return words.split(), {f"--{name}" for name, *_ in flat_fields(cls)}
 
 
 def run(cfg: dict, out: Path) -> dict:
-    tasks = available()
-    data = dict(machine=common.machine(cfg), missing=[t for t in WANTED if t not in tasks],
-                tasks={}, commands={})
+    tasks = list(WANTED)
+    data = dict(machine=common.machine(cfg), missing=[], tasks={}, commands={})
     # quick preset: our CPU sizes where the command takes them; full: the tasks' GPU defaults
     sizes = {} if cfg["preset"] == "full" else {
         "--size": cfg["size"], "--width": cfg["width"], "--steps": cfg["steps"],

@@ -1,13 +1,12 @@
-"""Task commands built on the STRAINER API: super-resolution, denoising, 3D occupancy.
+"""Tasks built on the STRAINER API: super-resolution, denoising, 3D occupancy.
 
-Each task module has ``add_parser(subparsers, common)`` and ``run(args, opts)`` (opts: seed,
-device, backend, precision, progress); ``cli.py`` registers every entry of ``TASKS``.
+Each module has the library function(s) (``superres.superres``, ``denoise.denoise``,
+``occupancy.pretrain_occupancy`` / ``fit_occupancy``) and the job(s) behind its command(s)
+(``*_job(cfg)`` on the typed configs of ``strainer_fast.config``).
 """
 
 from __future__ import annotations
 
 from . import denoise, occupancy, superres
 
-__all__ = ["TASKS"]
-
-TASKS = {"superres": superres, "denoise": denoise, "occupancy": occupancy}
+__all__ = ["superres", "denoise", "occupancy"]

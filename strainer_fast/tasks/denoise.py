@@ -6,29 +6,21 @@ the clean image peaks: the report gives the best logged step and the final step.
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from ..config import DenoiseJob, validate, write_config
 from ..data import default_split, load_images
 from ..fit import FitResult, fit_many
-from ..models import resolve_device
+from ..models import Encoder, resolve_device
 from ..report import write_report
-from .common import (TASK_INITS, add_model_options, add_transfer_option, mri_encoder,
-                     parse_inits, save_png, task_config)
+from .common import fit_kwargs, parse_inits, resolve_image_task, save_png, task_encoder
 
-__all__ = ["DENOISE_CPU", "DENOISE_GPU", "parse_noise", "add_noise", "denoise", "add_parser",
-           "run"]
-
-DENOISE_CPU = dict(size=64, width=128, layers=6, shared=5, pretrain_steps=1500, steps=300,
-                   log_every=5)
-DENOISE_GPU = dict(size=178, width=256, layers=6, shared=5, pretrain_steps=5000, steps=2000,
-                   log_every=20)
+__all__ = ["parse_noise", "add_noise", "denoise", "best_and_final", "denoise_job"]
 
 
 def parse_noise(spec: str) -> tuple[str, float]:
@@ -62,25 +54,18 @@ def add_noise(images: torch.Tensor, spec: str, seed: int = 0) -> torch.Tensor:
     return noisy.to(images.device)
 
 
-def denoise(noisy: torch.Tensor, clean: torch.Tensor, inits: list[str], cfg: dict,
-            opts: dict, *, encoder: str | None = None
-            ) -> tuple[dict[str, FitResult], str | None]:
-    """Fits noisy images [K, H, W, C] from each init, PSNR / SSIM against ``clean``.
-
-    cfg / opts as for ``superres.superres``. Returns (init -> result, encoder source).
-    """
-    net = dict(width=cfg["width"], layers=cfg["layers"], w0=cfg["w0"])
-    weights, source = None, None
-    if "strainer" in inits:
-        weights, source = mri_encoder(encoder, net, shared=cfg["shared"], size=cfg["size"],
-                                      steps=cfg["pretrain_steps"], lr=cfg["lr"], opts=opts)
-    results = {init: fit_many(noisy, init, init_weights=weights if init == "strainer" else None,
-                              steps=cfg["steps"], lr=cfg["lr"], log_every=cfg["log_every"],
-                              reference=clean, desc=f"denoise {init}",
-                              transfer_lr=cfg["strainer_lr"] if init == "strainer" else (1.0, 1.0),
-                              **net, **opts)
-               for init in inits}
-    return results, source
+def denoise(noisy: torch.Tensor, init: str | Encoder = "siren", *,
+            clean: torch.Tensor | None = None, steps: int = 300, lr: float = 1e-4,
+            log_every: int = 5, transfer_lr: tuple[float, float] = (0.03, 10.0),
+            **kwargs) -> FitResult:
+    """Fits noisy images [K, H, W, C] from ``init`` ("siren" or a pretrained ``Encoder``);
+    PSNR / SSIM against ``clean`` (default: the noisy images). ``transfer_lr``: the
+    STRAINER init's encoder / decoder learning-rate multipliers (ignored for SIREN);
+    ``kwargs``: more ``fit_many`` options."""
+    is_strainer = not isinstance(init, str) or init == "strainer"
+    kwargs.setdefault("desc", f"denoise {'strainer' if is_strainer else init}")
+    return fit_many(noisy, init, steps=steps, lr=lr, log_every=log_every, reference=clean,
+                    transfer_lr=transfer_lr if is_strainer else (1.0, 1.0), **kwargs)
 
 
 def best_and_final(result: FitResult) -> dict:
@@ -91,35 +76,22 @@ def best_and_final(result: FitResult) -> dict:
                 final_step=result.step[-1], final_psnr=curve[-1])
 
 
-def add_parser(sub: argparse._SubParsersAction, common: Callable) -> None:
-    """Registers ``denoise``; ``common(parser)`` adds the CLI's device/seed options."""
-    p = sub.add_parser("denoise", help="denoise images with an INR fit (default: the embedded "
-                                       "MRI test slices)")
-    p.add_argument("image", nargs="*", help="clean image files / folders (default: MRI test "
-                                            "split); the noise is added, seeded by --seed")
-    p.add_argument("--noise", default="gaussian:0.1",
-                   help="gaussian:SIGMA or poisson:TAU (default gaussian:0.1)")
-    p.add_argument("--init", default="siren,strainer",
-                   help=f"comma list of {', '.join(TASK_INITS)} (default: both, compared)")
-    p.add_argument("--encoder", help="STRAINER checkpoint (default: pretrain on the embedded "
-                                     "MRI train split, cached)")
-    p.add_argument("--out", required=True, help="output folder")
-    add_model_options(p, "image side in px (CPU default 64)")
-    add_transfer_option(p)
-    common(p)
-
-
-def run(args: argparse.Namespace, opts: dict) -> None:
-    """``strainer-fast denoise``: writes the report, metrics.json and PNGs to ``--out``."""
-    inits = parse_inits(args.init)
-    parse_noise(args.noise)
-    cfg = dict(task_config(args, DENOISE_CPU, DENOISE_GPU), strainer_lr=args.strainer_lr)
-    sources = args.image or default_split()[1]
+def denoise_job(cfg: DenoiseJob) -> None:
+    """``strainer-fast denoise``: writes the report, metrics.json, config.json and PNGs."""
+    inits = parse_inits(cfg.inits)
+    parse_noise(cfg.noise)
+    validate(cfg)
     t0 = time.perf_counter()
-    clean, names = load_images(sources, cfg["size"], args.gray)
-    noisy = add_noise(clean, args.noise, opts["seed"])
-    results, source = denoise(noisy, clean, inits, cfg, opts, encoder=args.encoder)
-    out = Path(args.out)
+    encoder, source = task_encoder(cfg, resolve_image_task(cfg, "denoise"), inits)
+    sources = cfg.images = cfg.images or [str(p) for p in default_split()[1]]
+    clean, names = load_images(sources, cfg.size, cfg.gray)
+    noisy = add_noise(clean, cfg.noise, cfg.runtime.seed)
+    out = Path(cfg.out)
+    write_config(out / "config.json", "denoise", cfg)
+    results = {}
+    for init in inits:
+        start, kw = fit_kwargs(cfg, encoder, init)
+        results[init] = denoise(noisy, start, clean=clean, **kw)
     for i, name in enumerate(names):
         save_png(noisy[i], out / "noisy" / f"{Path(name).stem}.png")
         for init, r in results.items():
@@ -129,15 +101,15 @@ def run(args: argparse.Namespace, opts: dict) -> None:
     text = "; ".join(f"{m}: best mean PSNR {s['best_psnr']:.2f} dB at step {s['best_step']}, "
                      f"final {s['final_psnr']:.2f} dB at step {s['final_step']}"
                      for m, s in summary.items())
-    notes = (f"Noise {args.noise} (seed {opts['seed']}); PSNR of the noisy input (clipped to "
-             f"[0, 1]) against the clean images: {noisy_psnr:.2f} dB (files in `noisy/`). "
+    notes = (f"Noise {cfg.noise} (seed {cfg.runtime.seed}); PSNR of the noisy input (clipped "
+             f"to [0, 1]) against the clean images: {noisy_psnr:.2f} dB (files in `noisy/`). "
              f"Metrics compare each fit with the clean images; outputs at the final step in "
              f"`<init>/`. STRAINER encoder: {source}.\n\n{text}.\n\n"
              f"Total wall time (incl. any pretraining): {time.perf_counter() - t0:.1f} s.")
-    cfg = dict(cfg, noise=args.noise, inits=inits, encoder=source, seed=opts["seed"],
-               images=[str(s) for s in sources])
-    write_report(out, results, clean, names, cfg, device=str(resolve_device(args.device)),
-                 title=f"denoising ({args.noise})", notes=notes,
-                 summary=dict(summary, noisy_psnr=noisy_psnr))
+    write_report(out, results, clean, names, cfg,
+                 device=str(resolve_device(cfg.runtime.device)),
+                 title=f"denoising ({cfg.noise})", notes=notes,
+                 summary=dict(summary, noisy_psnr=noisy_psnr),
+                 extra_config=dict(encoder_source=source))
     print(text, file=sys.stderr)
     print(f"wrote {out}", file=sys.stderr)

@@ -1,7 +1,7 @@
 """3D occupancy INRs (paper Fig. 12): pretrain on chairs, fit a statue, IoU on the full grid.
 
 Networks map (x, y, z) in [-1, 1]^3 to one value; the target is occupancy scaled to
-[-1, 1] (inside 1, outside -1) and the loss is ``train_loop``'s MSE, as in the occupancy
+[-1, 1] (inside 1, outside -1) and the loss is the training engine's MSE (``train.batch_mse``), as in the occupancy
 protocol the paper follows: bounded gradients, and the same loss for every task. A voxel is
 predicted occupied where the output > 0, i.e. occupancy probability (output + 1) / 2 > 0.5.
 Each step trains on a fresh batch of voxel centres, half uniform over the grid and half
@@ -10,12 +10,8 @@ within 2 voxels of a surface voxel, so the labels are exact and the thin parts a
 
 from __future__ import annotations
 
-import argparse
-import json
-import platform
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,27 +19,24 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .. import __version__
-from ..checkpoint import save_checkpoint
-from ..fit import _initial_layers, train_loop
-from ..models import Layers, Strainer, resolve_device
-from ..report import plot_curves
-from .common import TASK_INITS, cached_encoder, parse_inits, steps_to_reach, task_config
+from ..checkpoint import load_encoder, save_checkpoint
+from ..config import (OccupancyDemoJob, OccupancyFitJob, OccupancyPretrainJob, apply_defaults,
+                      preset, to_dict, validate, write_config)
+from ..fit import initial_model
+from ..jobs import cached_encoder, runtime_kwargs, use_encoder
+from ..models import Encoder, Layers, Strainer, resolve_device
+from ..report import plot_curves, write_outputs
+from ..train import Callback, batch_mse, train
+from .common import parse_inits, steps_to_reach
 from .preview import save_preview
 from .statue import statue_volume
 from .volumes import MESH_SUFFIXES, VOLUME_SUFFIXES, grid, iou, load_volume
 
-__all__ = ["OCC_CPU", "OCC_GPU", "chairs_dir", "load_target", "load_shapes", "VoxelBatches",
-           "predict", "pretrain_occupancy", "fit_occupancy", "OccupancyResult", "add_parser",
-           "run"]
+__all__ = ["chairs_dir", "load_target", "load_shapes", "VoxelBatches", "predict",
+           "pretrain_occupancy", "fit_occupancy", "OccupancyResult", "chairs_encoder",
+           "write_mesh", "write_occupancy_report", "pretrain_job", "fit_job", "demo_job"]
 
-# CPU: 128^3 grid, width-64 networks (4 shared sine layers + 1 linear decoder), 16384
-# points a step, so the demo fits in minutes on 2 cores (measured in the README).
-# GPU: the larger grid and networks.
-OCC_CPU = dict(res=128, width=64, layers=5, shared=4, points=16384, pretrain_steps=1000,
-               steps=300, eval_every=50)
-OCC_GPU = dict(res=256, width=256, layers=6, shared=5, points=65536, pretrain_steps=2000,
-               steps=1000, eval_every=50)
+# Sizes: config.PRESETS['occupancy'] (CPU: 128^3 grid, width 64, measured in the README).
 COMPARE_STEP = 150  # the paper's snapshot
 
 
@@ -76,7 +69,7 @@ def load_shapes(source: str | Path, res: int, progress: bool = True
 
 
 class VoxelBatches:
-    """``train_loop`` batches for volumes [S, R, R, R]: each call draws ``points`` voxel
+    """Point batches (``train.batch_mse``) for volumes [S, R, R, R]: each call draws ``points`` voxel
     centres (half uniform, half near a surface voxel of any shape), shared by all shapes.
 
     Returns (coords [N, 3] in [-1, 1], target [S, N, 1] in {-1, 1}) on ``device``.
@@ -124,26 +117,24 @@ def predict(model: Strainer, res: int, chunk: int = 1 << 18) -> torch.Tensor:
     return ((out + 1) / 2).clamp(0, 1).reshape(-1, res, res, res)
 
 
-def pretrain_occupancy(volumes: np.ndarray, names: list[str], cfg: dict, opts: dict,
-                       out: str | Path | None = None) -> Strainer:
-    """STRAINER on S shapes [S, R, R, R]: shared encoder, one decoder per shape, 3 -> 1.
-
-    cfg: width, layers, shared, w0, lr, points, pretrain_steps; opts: seed, device,
-    backend, precision, progress. With ``out`` the model is saved as a checkpoint.
-    """
-    dev = resolve_device(opts["device"])
-    torch.manual_seed(opts["seed"])
-    model = Strainer(len(volumes), in_features=3, out_features=1, width=cfg["width"],
-                     layers=cfg["layers"], shared=cfg["shared"], w0=cfg["w0"],
-                     seed=opts["seed"], backend=opts["backend"],
-                     precision=opts["precision"]).to(dev)
-    batches = VoxelBatches(volumes, cfg["points"], opts["seed"], dev)
-    train_loop(model, None, cfg["pretrain_steps"], cfg["lr"], progress=opts["progress"],
-               desc=f"pretrain occupancy STRAINER-{len(volumes)}", batches=batches)
+def pretrain_occupancy(volumes: np.ndarray, names: list[str] | None = None, *,
+                       width: int = 64, layers: int = 5, shared: int = 4, w0: float = 30.0,
+                       points: int = 16384, steps: int = 1000, lr: float = 1e-4, seed: int = 0,
+                       device: str = "auto", backend: str = "auto", precision: str = "exact",
+                       progress: bool = True, out: str | Path | None = None) -> Strainer:
+    """STRAINER on S shapes [S, R, R, R] (bool): shared encoder, one decoder per shape,
+    3 -> 1, ``points`` voxel centres a step (``VoxelBatches``). With ``out`` the model is
+    saved as a checkpoint; ``model.encoder()`` is the pretrained ``Encoder``."""
+    dev = resolve_device(device)
+    model = Strainer(len(volumes), in_features=3, out_features=1, width=width, layers=layers,
+                     shared=shared, w0=w0, seed=seed, backend=backend,
+                     precision=precision).to(dev)
+    batches = VoxelBatches(volumes, points, seed, dev)
+    train(model, batch_mse(model, batches), steps, lr=lr, progress=progress,
+          generator=batches.gen, desc=f"pretrain occupancy STRAINER-{len(volumes)}")
     if out is not None:
-        save_checkpoint(model, out, signals=names, steps=cfg["pretrain_steps"],
-                        seed=opts["seed"], lr=cfg["lr"], res=volumes.shape[1],
-                        points=cfg["points"], task="occupancy")
+        save_checkpoint(model, out, signals=list(names or []), steps=steps, seed=seed, lr=lr,
+                        res=volumes.shape[1], points=points, task="occupancy")
     return model
 
 
@@ -159,46 +150,70 @@ class OccupancyResult:
     snapshots: dict[int, np.ndarray] = field(default_factory=dict)
 
 
-def fit_occupancy(target: np.ndarray, init: str, cfg: dict, opts: dict, *,
-                  init_weights: Layers | None = None, keep: tuple[int, ...] = ()
+class _IoUCurve(Callback):
+    """IoU on the full grid at the log points, probability snapshots at ``keep`` steps."""
+
+    key = "iou"
+
+    def __init__(self, result: OccupancyResult, target: np.ndarray, keep: tuple[int, ...]
+                 ) -> None:
+        self.result, self.target, self.keep = result, target, keep
+
+    def log(self, t) -> None:
+        prob = predict(t.model, self.target.shape[0])[0].numpy()
+        r = self.result
+        r.step.append(t.step)
+        r.iou.append(iou(prob > 0.5, self.target))
+        r.wall_s.append(t.wall)
+        if t.step in self.keep:
+            r.snapshots[t.step] = prob
+
+    def state_dict(self) -> dict:
+        r = self.result
+        return {"step": r.step, "iou": r.iou, "wall_s": r.wall_s}
+
+    def load_state_dict(self, state: dict) -> None:
+        r = self.result
+        r.step, r.iou, r.wall_s = state["step"], state["iou"], state["wall_s"]
+
+
+def fit_occupancy(target: np.ndarray, init: str | Encoder = "siren", *,
+                  init_weights: Layers | None = None, width: int | None = None,
+                  layers: int | None = None, w0: float | None = None, points: int = 16384,
+                  steps: int = 300, lr: float = 1e-4, eval_every: int = 50,
+                  keep: tuple[int, ...] = (), seed: int = 0, device: str = "auto",
+                  backend: str = "auto", precision: str = "exact", progress: bool = True
                   ) -> OccupancyResult:
-    """Fits one volume [R, R, R] from ``init`` ("siren" or "strainer" with ``init_weights``,
-    the encoder layers); IoU every ``cfg["eval_every"]`` steps, snapshots at ``keep``."""
-    dev = resolve_device(opts["device"])
-    torch.manual_seed(opts["seed"])
-    layers = _initial_layers(init, 1, 1, init_weights, cfg["width"], cfg["layers"], cfg["w0"],
-                             opts["seed"], in_features=3)
-    model = Strainer.from_layers(layers, w0=cfg["w0"], shared=0, backend=opts["backend"],
-                                 precision=opts["precision"]).to(dev)
-    res = target.shape[0]
+    """Fits one volume [R, R, R] (bool) from ``init`` ("siren" or a pretrained occupancy
+    ``Encoder``; its architecture is used, see ``fit.fit_many``); IoU every ``eval_every``
+    steps, probability snapshots at the ``keep`` steps."""
+    dev = resolve_device(device)
+    model = initial_model(init, 1, 1, init_weights=init_weights, width=width, layers=layers,
+                          w0=w0, seed=seed, in_features=3, backend=backend,
+                          precision=precision).to(dev)
     result = OccupancyResult()
-
-    def on_log(step: int, wall: float, _: None) -> None:
-        prob = predict(model, res)[0].numpy()
-        result.step.append(step)
-        result.iou.append(iou(prob > 0.5, target))
-        result.wall_s.append(wall)
-        if step in keep:
-            result.snapshots[step] = prob
-
-    train_loop(model, None, cfg["steps"], cfg["lr"], log_every=cfg["eval_every"],
-               on_log=on_log, progress=opts["progress"], desc=f"occupancy {init}",
-               batches=VoxelBatches(target[None], cfg["points"], opts["seed"], dev))
+    batches = VoxelBatches(target[None], points, seed, dev)
+    name = init if isinstance(init, str) else "strainer"
+    train(model, batch_mse(model, batches), steps, lr=lr, log_every=eval_every,
+          callbacks=[_IoUCurve(result, target, keep)], progress=progress,
+          desc=f"occupancy {name}", generator=batches.gen)
     return result
 
 
-def chairs_encoder(encoder: str | None, cfg: dict, opts: dict) -> tuple[Layers, str]:
-    """Encoder of an occupancy STRAINER-10 on the embedded chairs (``cached_encoder``)."""
-    key = {k: cfg[k] for k in ("res", "width", "layers", "shared", "w0", "lr", "points",
-                               "pretrain_steps")}
+def chairs_encoder(cfg: OccupancyFitJob | OccupancyDemoJob) -> tuple[Encoder, str]:
+    """Encoder of an occupancy STRAINER-10 on the embedded chairs, cached (see
+    ``jobs.cached_encoder``), or the config's ``encoder`` checkpoint."""
+    m, v, rt = cfg.model, cfg.voxels, cfg.runtime
+    net = dict(width=m.width, layers=m.layers, shared=m.shared, w0=m.w0)
+    key = dict(net, res=v.res, lr=cfg.pretrain.lr, points=v.points,
+               pretrain_steps=cfg.pretrain.steps, seed=rt.seed, precision=rt.precision)
 
     def build(path: Path) -> None:
-        volumes, names = load_shapes(chairs_dir(), cfg["res"], opts["progress"])
-        pretrain_occupancy(volumes, names, cfg, opts, out=path)
+        volumes, names = load_shapes(chairs_dir(), v.res, rt.progress)
+        pretrain_occupancy(volumes, names, points=v.points, steps=cfg.pretrain.steps,
+                           lr=cfg.pretrain.lr, out=path, **net, **runtime_kwargs(rt))
 
-    expect = dict(width=cfg["width"], layers=cfg["layers"], w0=cfg["w0"], in_features=3)
-    key.update(seed=opts["seed"], precision=opts["precision"])
-    return cached_encoder(encoder, expect, "chairs_occupancy", key, build)
+    return cached_encoder(getattr(cfg, "encoder", None), "chairs_occupancy", key, build)
 
 
 def write_mesh(prob: np.ndarray, path: Path) -> bool:
@@ -216,53 +231,21 @@ def write_mesh(prob: np.ndarray, path: Path) -> bool:
     return True
 
 
-def _add_common_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--res", type=int, help="grid resolution (CPU default 128, GPU 256)")
-    for name in ("width", "layers", "shared", "points", "pretrain-steps"):
-        p.add_argument(f"--{name}", type=int, help="override the device's default")
-    p.add_argument("--w0", type=float, default=30.0)
-    p.add_argument("--lr", type=float, default=1e-4)
-
-
-def add_parser(sub: argparse._SubParsersAction, common: Callable) -> None:
-    """Registers ``occupancy {pretrain,fit,demo}``; ``common`` adds device/seed options."""
-    occ = sub.add_parser("occupancy", help="3D occupancy INRs: pretrain on meshes, fit a "
-                                           "target, IoU on the full grid")
-    osub = occ.add_subparsers(dest="occupancy_command", required=True)
-    p = osub.add_parser("pretrain", help="pretrain a 3 -> 1 STRAINER encoder on shapes")
-    p.add_argument("--meshes", help="folder (or file) of meshes / volumes (default: the "
-                                    "10 embedded chairs)")
-    p.add_argument("--out", required=True, help="checkpoint file to write (.pt)")
-    _add_common_options(p)
-    common(p)
-    for name, helptext in (("fit", "fit a target volume and record IoU"),
-                           ("demo", "STRAINER (chairs) vs SIREN on the embedded statue")):
-        p = osub.add_parser(name, help=helptext)
-        if name == "fit":
-            p.add_argument("target", nargs="?", default="statue",
-                           help="mesh (.obj/.ply/.off/.stl), volume (.npy, .mat with "
-                                "'hypercube') or 'statue' (embedded; default)")
-            p.add_argument("--init", default="siren,strainer",
-                           help=f"comma list of {', '.join(TASK_INITS)} (default: both)")
-            p.add_argument("--encoder", help="occupancy STRAINER checkpoint (default: "
-                                             "pretrain on the embedded chairs, cached)")
-        p.add_argument("--out", required=name == "fit", default="occupancy_demo",
-                       help="output folder")
-        p.add_argument("--steps", type=int, help="fitting steps (CPU default 300)")
-        p.add_argument("--eval-every", type=int, help="IoU every k steps (CPU default 50)")
-        p.add_argument("--mesh-steps", help="comma list of steps to export meshes and "
-                                            "previews at (default: 150 and the last)")
-        _add_common_options(p)
-        common(p)
-
-
-def _config(args: argparse.Namespace) -> dict:
-    cfg = task_config(args, OCC_CPU, OCC_GPU)
-    if cfg["res"] < 2:
-        raise ValueError(f"--res must be >= 2, got {cfg['res']}")
-    if not 1 <= cfg["shared"] < cfg["layers"]:
-        raise ValueError(f"--shared must be in [1, --layers - 1], got {cfg['shared']}")
-    return cfg
+def _resolve(cfg) -> Encoder | None:
+    """Fills an occupancy config in place: the given encoder's architecture, then the
+    device preset; checks the ranges. Returns the loaded encoder (or None)."""
+    encoder = None
+    if getattr(cfg, "encoder", None):
+        encoder = use_encoder(cfg.model, load_encoder(cfg.encoder))
+    defaults = preset("occupancy-pretrain" if isinstance(cfg, OccupancyPretrainJob)
+                      else "occupancy", cfg.runtime.device)
+    apply_defaults(cfg, defaults)
+    validate(cfg)
+    if not 1 <= cfg.model.shared < cfg.model.layers:
+        raise ValueError(f"--shared must be in [1, --layers - 1], got {cfg.model.shared}")
+    if hasattr(cfg, "eval_every"):
+        cfg.eval_every = min(cfg.eval_every, cfg.steps)
+    return encoder
 
 
 def _mesh_steps(text: str | None, steps: int) -> tuple[int, ...]:
@@ -277,39 +260,55 @@ def _mesh_steps(text: str | None, steps: int) -> tuple[int, ...]:
     return tuple(values)
 
 
-def run(args: argparse.Namespace, opts: dict) -> None:
-    """``strainer-fast occupancy {pretrain,fit,demo}``."""
-    cfg = _config(args)
-    if args.occupancy_command == "pretrain":
-        volumes, names = load_shapes(args.meshes or chairs_dir(), cfg["res"], opts["progress"])
-        pretrain_occupancy(volumes, names, cfg, opts, out=args.out)
-        print(f"wrote {args.out} (occupancy STRAINER-{len(names)}, "
-              f"{cfg['pretrain_steps']} steps)", file=sys.stderr)
-        return
+def pretrain_job(cfg: OccupancyPretrainJob) -> None:
+    """``strainer-fast occupancy pretrain``: the checkpoint and ``OUT`` .config.json."""
+    _resolve(cfg)
+    m, v, rt = cfg.model, cfg.voxels, cfg.runtime
+    volumes, names = load_shapes(cfg.meshes or chairs_dir(), v.res, rt.progress)
+    write_config(Path(cfg.out).with_suffix(".config.json"), "occupancy pretrain", cfg)
+    pretrain_occupancy(volumes, names, width=m.width, layers=m.layers, shared=m.shared,
+                       w0=m.w0, points=v.points, steps=cfg.train.steps, lr=cfg.train.lr,
+                       out=cfg.out, **runtime_kwargs(rt))
+    print(f"wrote {cfg.out} (occupancy STRAINER-{len(names)}, {cfg.train.steps} steps)",
+          file=sys.stderr)
+
+
+def fit_job(cfg: OccupancyFitJob | OccupancyDemoJob) -> None:
+    """``strainer-fast occupancy fit``: IoU curves, meshes, previews, report in OUT."""
     t0, c0 = time.perf_counter(), time.process_time()
-    target = getattr(args, "target", "statue")
-    inits = parse_inits(getattr(args, "init", "siren,strainer"))
-    keep = _mesh_steps(args.mesh_steps, cfg["steps"])
+    encoder = _resolve(cfg)
+    m, v, rt = cfg.model, cfg.voxels, cfg.runtime
+    target = getattr(cfg, "target", "statue")
+    inits = parse_inits(getattr(cfg, "inits", "siren,strainer"))
+    keep = _mesh_steps(cfg.mesh_steps, cfg.steps)
+    cfg.mesh_steps = ",".join(map(str, keep))
     for step in keep:  # snapshots are taken at log points only
-        if step not in (0, cfg["steps"]) and step % cfg["eval_every"]:
+        if step not in (0, cfg.steps) and step % cfg.eval_every:
             raise ValueError(f"--mesh-steps {step} is not a multiple of --eval-every "
-                             f"{cfg['eval_every']}")
-    volume = load_target(target, cfg["res"])
+                             f"{cfg.eval_every}")
+    volume = load_target(target, v.res)
     if not volume.any():
-        raise ValueError(f"{target}: no occupied voxels at --res {cfg['res']}")
-    weights, source = None, None
+        raise ValueError(f"{target}: no occupied voxels at --res {v.res}")
+    source = None
     if "strainer" in inits:
-        weights, source = chairs_encoder(getattr(args, "encoder", None), cfg, opts)
-    results = {init: fit_occupancy(volume, init, cfg, opts, keep=keep,
-                                   init_weights=weights if init == "strainer" else None)
+        encoder, source = (encoder, cfg.encoder) if encoder is not None else chairs_encoder(cfg)
+    out = Path(cfg.out)
+    write_config(out / "config.json", "occupancy demo" if isinstance(cfg, OccupancyDemoJob)
+                 else "occupancy fit", cfg)
+    results = {init: fit_occupancy(volume, encoder if init == "strainer" else init,
+                                   width=m.width, layers=m.layers, w0=m.w0, points=v.points,
+                                   steps=cfg.steps, lr=cfg.lr, eval_every=cfg.eval_every,
+                                   keep=keep, **runtime_kwargs(rt))
                for init in inits}
     total = time.perf_counter() - t0
-    write_occupancy_report(Path(args.out), results, volume, dict(
-        cfg, target=target, inits=inits, encoder=source, seed=opts["seed"]),
-        device=str(resolve_device(args.device)), total_s=total,
-        cpu_s=time.process_time() - c0)
-    print(f"occupancy {args.occupancy_command} finished in {total:.1f} s; wrote {args.out}",
-          file=sys.stderr)
+    write_occupancy_report(out, results, volume, dict(to_dict(cfg), target=target,
+                                                      encoder_source=source),
+                           device=str(resolve_device(rt.device)), total_s=total,
+                           cpu_s=time.process_time() - c0)
+    print(f"occupancy {target} finished in {total:.1f} s; wrote {out}", file=sys.stderr)
+
+
+demo_job = fit_job
 
 
 def write_occupancy_report(out: Path, results: dict[str, OccupancyResult],
@@ -340,36 +339,30 @@ def write_occupancy_report(out: Path, results: dict[str, OccupancyResult],
         s = results["strainer"]
         summary["strainer_steps_to_siren_final"] = steps_to_reach(
             s.step, s.iou, results["siren"].iou[-1])
-    metrics = {"title": f"occupancy fit of {config['target']}", "config": config,
-               "device": device,
-               "versions": {"strainer_fast": __version__, "torch": torch.__version__,
-                            "python": platform.python_version(), "numpy": np.__version__},
-               "target_occupied_fraction": float(target.mean()), "methods": methods,
-               "summary": summary, "meshes": ["meshes/target.ply", *meshes],
-               "total_s": total_s, "cpu_s": cpu_s, "threads": torch.get_num_threads()}
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
-    plot_curves(methods, out / "iou.png", metrics["title"], key="iou",
-                ylabel="IoU at 0.5 (full grid)")
-    save_preview(previews, out / "preview.png", metrics["title"])
-    lines = [f"# {metrics['title']}", "",
-             f"Device: {device}; strainer_fast {__version__}, torch {torch.__version__}.", "",
-             "Config: " + ", ".join(f"{k}={v}" for k, v in config.items()), "",
-             f"Target: {config['res']}^3 grid, occupied fraction {target.mean():.4f}.", "",
+    title = f"occupancy fit of {config['target']}"
+    table = [f"Target: {config['voxels']['res']}^3 grid, occupied fraction "
+             f"{target.mean():.4f}.", "",
              f"| method | IoU @ step {COMPARE_STEP} | final IoU (step) | fit wall time (s) |",
              "| --- | ---: | ---: | ---: |"]
     for m, r in results.items():
         early = at.get(m)
-        lines.append(f"| {m} | {'-' if early is None else f'{early:.4f}'} | {r.iou[-1]:.4f} "
+        table.append(f"| {m} | {'-' if early is None else f'{early:.4f}'} | {r.iou[-1]:.4f} "
                      f"({r.step[-1]}) | {r.wall_s[-1]:.1f} |")
     key = f"strainer_minus_siren_at_{COMPARE_STEP}"
     if key in summary:
-        lines += ["", f"STRAINER minus SIREN IoU at step {COMPARE_STEP}: {summary[key]:+.4f}."]
-    lines += ["", f"Total wall time (volumes, any pretraining, fits, IoU evaluations, "
-                  f"meshes): {total_s:.1f} s; CPU time {cpu_s:.1f} s over "
-                  f"{torch.get_num_threads()} threads (wall time grows when other jobs share "
-                  f"the cores).", "",
-              "Files: `iou.png` (IoU curves), `preview.png` (shaded renders of the target and "
-              "of each fit at the mesh steps), `meshes/*.ply` (marching cubes at level 0.5), "
-              "`metrics.json`.", ""]
-    (out / "report.md").write_text("\n".join(lines))
+        table += ["", f"STRAINER minus SIREN IoU at step {COMPARE_STEP}: {summary[key]:+.4f}."]
+    notes = (f"Total wall time (volumes, any pretraining, fits, IoU evaluations, meshes): "
+             f"{total_s:.1f} s; CPU time {cpu_s:.1f} s over {torch.get_num_threads()} threads "
+             f"(wall time grows when other jobs share the cores).")
+    metrics = write_outputs(out, title=title, config=config, device=device, table=table,
+                            notes=notes, metrics=dict(
+                                target_occupied_fraction=float(target.mean()), methods=methods,
+                                summary=summary, meshes=["meshes/target.ply", *meshes],
+                                total_s=total_s, cpu_s=cpu_s, threads=torch.get_num_threads()),
+                            files="`iou.png` (IoU curves), `preview.png` (shaded renders of "
+                                  "the target and of each fit at the mesh steps), "
+                                  "`meshes/*.ply` (marching cubes at level 0.5), "
+                                  "`metrics.json`, `config.json`.")
+    plot_curves(methods, out / "iou.png", title, key="iou", ylabel="IoU at 0.5 (full grid)")
+    save_preview(previews, out / "preview.png", title)
     return metrics

@@ -10,13 +10,11 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import torch
+import torch.nn.functional as F
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
+from ..report import pyplot
 
 __all__ = ["VIEWS", "render", "save_preview"]
 
@@ -59,6 +57,7 @@ def render(vol: np.ndarray, yaw: float = 0.0, pitch: float = 0.0) -> np.ndarray:
 
 def save_preview(volumes: dict[str, np.ndarray], path: str | Path, title: str = "") -> None:
     """One row per labelled volume, one column per view in ``VIEWS``, saved as PNG."""
+    plt = pyplot()
     rows = list(volumes)
     fig, axes = plt.subplots(len(rows), len(VIEWS), figsize=(2.6 * len(VIEWS), 2.6 * len(rows)),
                              squeeze=False)

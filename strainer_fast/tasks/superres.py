@@ -7,11 +7,8 @@ observation grid before the MSE. PSNR / SSIM compare the render with the origina
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -19,22 +16,15 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError
 
+from ..config import SuperresJob, to_dict, validate, write_config
 from ..data import default_split, list_images, load_images
 from ..fit import FitResult, fit_many
-from ..models import resolve_device
-from ..report import write_report
-from .common import (TASK_INITS, add_model_options, add_transfer_option, mri_encoder,
-                     parse_inits, save_png, steps_to_reach, task_config)
+from ..models import Encoder, resolve_device
+from ..report import write_outputs, write_report
+from .common import (fit_kwargs, parse_inits, resolve_image_task, save_png, steps_to_reach,
+                     task_encoder)
 
-__all__ = ["SUPERRES_CPU", "SUPERRES_GPU", "downsample", "area_operator", "superres",
-           "add_parser", "run"]
-
-# CPU: 64x64 targets (16x16 observations at --scale 4), a width-128 STRAINER-10 encoder
-# pretrained on the MRI train split; GPU: the paper-size networks.
-SUPERRES_CPU = dict(size=64, width=128, layers=6, shared=5, pretrain_steps=1500, steps=300,
-                    log_every=10)
-SUPERRES_GPU = dict(size=176, width=256, layers=6, shared=5, pretrain_steps=5000, steps=2000,
-                    log_every=50)
+__all__ = ["downsample", "area_operator", "superres", "superres_job"]
 
 
 def downsample(images: torch.Tensor, scale: int) -> torch.Tensor:
@@ -59,50 +49,23 @@ def area_operator(height: int, width: int, scale: int):
     return op
 
 
-def superres(observed: torch.Tensor, scale: int, inits: list[str], cfg: dict, opts: dict, *,
-             reference: torch.Tensor | None = None, encoder: str | None = None
-             ) -> tuple[dict[str, FitResult], str | None]:
-    """Fits observations [K, h, w, C] at (h*scale, w*scale) from each init.
-
-    cfg: size, width, layers, shared, w0, lr, steps, pretrain_steps, log_every and
-    strainer_lr (``fit_many``'s ``transfer_lr`` for the STRAINER init); opts: seed,
-    device, backend, precision, progress. ``reference`` [K, H, W, C]: the ground truth for
-    PSNR / SSIM. Returns (init -> result, where the STRAINER encoder came from).
-    """
+def superres(observed: torch.Tensor, scale: int, init: str | Encoder = "siren", *,
+             reference: torch.Tensor | None = None, steps: int = 300, lr: float = 1e-4,
+             log_every: int = 10, transfer_lr: tuple[float, float] = (0.03, 10.0),
+             **kwargs) -> FitResult:
+    """Fits observations [K, h, w, C] in [0, 1] at (h*scale, w*scale) through the area
+    average, from ``init`` ("siren" or a pretrained ``Encoder``). ``reference``
+    [K, H, W, C]: the ground truth for PSNR / SSIM. ``transfer_lr``: the STRAINER init's
+    encoder / decoder learning-rate multipliers (``fit_many``; ignored for SIREN).
+    ``kwargs``: more ``fit_many`` options (width, layers, w0, seed, device, ...). The
+    result's ``recon`` is the full-resolution render."""
     h, w = observed.shape[1:3]
     big = (h * scale, w * scale)
-    net = dict(width=cfg["width"], layers=cfg["layers"], w0=cfg["w0"])
-    weights, source = None, None
-    if "strainer" in inits:
-        weights, source = mri_encoder(encoder, net, shared=cfg["shared"], size=cfg["size"],
-                                      steps=cfg["pretrain_steps"], lr=cfg["lr"], opts=opts)
-    results = {}
-    for init in inits:
-        results[init] = fit_many(
-            observed, init, init_weights=weights if init == "strainer" else None,
-            steps=cfg["steps"], lr=cfg["lr"], log_every=cfg["log_every"],
-            operator=area_operator(*big, scale), render_size=big, reference=reference,
-            transfer_lr=cfg["strainer_lr"] if init == "strainer" else (1.0, 1.0),
-            desc=f"superres {init}", **net, **opts)
-    return results, source
-
-
-def add_parser(sub: argparse._SubParsersAction, common: Callable) -> None:
-    """Registers ``superres``; ``common(parser)`` adds the CLI's device/seed options."""
-    p = sub.add_parser("superres", help="super-resolve images through an area-downsampling "
-                                        "operator (default: the embedded MRI test slices)")
-    p.add_argument("image", nargs="*", help="image files / folders (default: MRI test split)")
-    p.add_argument("--scale", type=int, default=4, help="downsampling factor (default 4)")
-    p.add_argument("--init", default="siren,strainer",
-                   help=f"comma list of {', '.join(TASK_INITS)} (default: both, compared)")
-    p.add_argument("--encoder", help="STRAINER checkpoint (default: pretrain on the embedded "
-                                     "MRI train split, cached)")
-    p.add_argument("--input-lowres", action="store_true",
-                   help="the images are already low resolution: upsample them (no metrics)")
-    p.add_argument("--out", required=True, help="output folder")
-    add_model_options(p, "full-resolution side in px (CPU default 64)")
-    add_transfer_option(p)
-    common(p)
+    is_strainer = not isinstance(init, str) or init == "strainer"
+    kwargs.setdefault("desc", f"superres {'strainer' if is_strainer else init}")
+    return fit_many(observed, init, steps=steps, lr=lr, log_every=log_every,
+                    operator=area_operator(*big, scale), render_size=big, reference=reference,
+                    transfer_lr=transfer_lr if is_strainer else (1.0, 1.0), **kwargs)
 
 
 def _native_side(path: Path) -> int:
@@ -116,51 +79,54 @@ def _native_side(path: Path) -> int:
         raise ValueError(f"{path}: not a readable image ({exc})") from None
 
 
-def run(args: argparse.Namespace, opts: dict) -> None:
-    """``strainer-fast superres``: writes the report, metrics.json and PNGs to ``--out``."""
-    inits = parse_inits(args.init)
-    if args.scale < 1:
-        raise ValueError(f"--scale must be >= 1, got {args.scale}")
-    sources = args.image or default_split()[1]
-    if args.input_lowres and args.size is None:
-        args.size = _native_side(list_images(sources[0])[0]) * args.scale
-    cfg = dict(task_config(args, SUPERRES_CPU, SUPERRES_GPU), strainer_lr=args.strainer_lr)
-    if cfg["size"] % args.scale:
-        raise ValueError(f"--size {cfg['size']} is not divisible by --scale {args.scale}")
+def superres_job(cfg: SuperresJob) -> None:
+    """``strainer-fast superres``: writes the report, metrics.json, config.json and PNGs."""
+    inits = parse_inits(cfg.inits)
+    validate(cfg)
+    sources = cfg.images = cfg.images or [str(p) for p in default_split()[1]]
+    if cfg.input_lowres and cfg.size is None:
+        cfg.size = _native_side(list_images(sources[0])[0]) * cfg.scale
     t0 = time.perf_counter()
-    if args.input_lowres:
-        observed, names = load_images(sources, cfg["size"] // args.scale, args.gray)
+    given = resolve_image_task(cfg, "superres")
+    if cfg.size % cfg.scale:
+        raise ValueError(f"--size {cfg.size} is not divisible by --scale {cfg.scale}")
+    encoder, source = task_encoder(cfg, given, inits)
+    if cfg.input_lowres:
+        observed, names = load_images(sources, cfg.size // cfg.scale, cfg.gray)
         reference = None
     else:
-        reference, names = load_images(sources, cfg["size"], args.gray)
-        observed = downsample(reference, args.scale)
-    results, source = superres(observed, args.scale, inits, cfg, opts, reference=reference,
-                               encoder=args.encoder)
-    out = Path(args.out)
+        reference, names = load_images(sources, cfg.size, cfg.gray)
+        observed = downsample(reference, cfg.scale)
+    out = Path(cfg.out)
+    write_config(out / "config.json", "superres", cfg)
+    results = {}
+    for init in inits:
+        start, kw = fit_kwargs(cfg, encoder, init)
+        results[init] = superres(observed, cfg.scale, start, reference=reference, **kw)
     for i, name in enumerate(names):
         stem = Path(name).stem
         save_png(observed[i], out / "observed" / f"{stem}.png")
         for init, r in results.items():
             save_png(r.recon[i], out / init / f"{stem}.png")
-    cfg = dict(cfg, scale=args.scale, inits=inits, encoder=source, input_lowres=args.input_lowres,
-               seed=opts["seed"], images=[str(s) for s in sources])
-    device = str(resolve_device(args.device))
+    device = str(resolve_device(cfg.runtime.device))
     total = time.perf_counter() - t0
+    extra = dict(encoder_source=source)
     if reference is None:
-        (out / "metrics.json").write_text(json.dumps(
-            {"title": "super-resolution (no ground truth)", "config": cfg, "device": device,
-             "signals": names, "total_s": total}, indent=1))
-        print(f"upsampled {len(names)} image(s) x{args.scale}; wrote {out}", file=sys.stderr)
+        write_outputs(out, title="super-resolution (no ground truth)",
+                      config=dict(to_dict(cfg), **extra), device=device,
+                      metrics=dict(signals=names, total_s=total),
+                      notes=f"Upsampled {len(names)} image(s) x{cfg.scale}: `<init>/`.")
+        print(f"upsampled {len(names)} image(s) x{cfg.scale}; wrote {out}", file=sys.stderr)
         return
     summary = _summary(results)
-    notes = (f"Observation: the {cfg['size']}x{cfg['size']} images area-averaged by "
-             f"{args.scale} (files in `observed/`); the INR is fitted at full resolution "
+    notes = (f"Observation: the {cfg.size}x{cfg.size} images area-averaged by "
+             f"{cfg.scale} (files in `observed/`); the INR is fitted at full resolution "
              f"through the same average; metrics at full resolution against the originals. "
              f"Full-resolution outputs: `<init>/`. STRAINER encoder: {source}.\n\n"
              f"{summary['text']}\n\nTotal wall time (incl. any pretraining): {total:.1f} s.")
     write_report(out, results, reference, names, cfg, device=device,
-                 title=f"super-resolution x{args.scale}", notes=notes,
-                 summary=summary)
+                 title=f"super-resolution x{cfg.scale}", notes=notes, summary=summary,
+                 extra_config=extra)
     print(summary["text"], file=sys.stderr)
     print(f"wrote {out}", file=sys.stderr)
 

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .common import cache_dir
+from ..cache import cache_dir
 
 __all__ = ["MESH_SUFFIXES", "VOLUME_SUFFIXES", "grid", "load_mesh", "normalise_mesh", "parts",
            "mesh_occupancy", "mesh_volume", "load_volume", "normalise_volume", "iou"]

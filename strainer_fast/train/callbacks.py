@@ -1,0 +1,236 @@
+"""Composable training behaviour for ``Trainer``: progress bar, divergence guard,
+training-state checkpoints / resume, distributed gradient sync, stabilisers."""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from .. import distributed
+from ..checkpoint import atomic_save
+from ..stability import make_stabilizer
+from .engine import STATE_FORMAT, Callback, Trainer
+
+__all__ = ["Progress", "DivergenceGuard", "Checkpointer", "GradSync", "Stabilize", "say"]
+
+
+def say(text: str) -> None:
+    """One status line on stderr (rank 0 only)."""
+    if distributed.rank_world()[0] == 0:
+        print(f"strainer-fast: {text}", file=sys.stderr, flush=True)
+
+
+class Progress(Callback):
+    """tqdm bar with the live training PSNR (mean over signals, dB), read every
+    ``every`` steps (the only host sync it adds)."""
+
+    order = 90
+
+    def __init__(self, desc: str, every: int = 10) -> None:
+        self.desc, self.every, self.bar = desc, every, None
+
+    def begin(self, t: Trainer) -> None:
+        self.bar = tqdm(total=t.steps, initial=t.step, desc=self.desc, leave=False,
+                        dynamic_ncols=True)
+
+    def after_step(self, t: Trainer, mse: torch.Tensor) -> bool:
+        self.bar.update(1)
+        if t.step % self.every == 0 or t.step == t.steps:
+            # MSE on [-1, 1] values is 4x the MSE on [0, 1] pixels.
+            self.bar.set_postfix(psnr=f"{(10 * torch.log10(4 / mse)).mean().item():.2f}")
+        return False
+
+    def restored(self, t: Trainer) -> None:
+        self.bar.reset(total=t.steps)
+        self.bar.update(t.step)
+
+    def end(self, t: Trainer) -> None:
+        self.bar.close()
+
+
+def _all_finite(model: torch.nn.Module) -> bool:
+    return all(bool(p.detach().isfinite().all()) for p in model.parameters())
+
+
+class DivergenceGuard(Callback):
+    """Rolls back to the last good state on a non-finite loss or weight.
+
+    The loss flag is read every ``check_every`` steps, at the last step and whenever a
+    snapshot is due (every ``snapshot_every`` steps and before every saved training state);
+    weights are checked at snapshots. A roll-back restores the snapshot, multiplies the
+    learning rates by ``lr_factor`` and prints one line; after ``max_restores`` it raises
+    RuntimeError. Decisions are collective across ranks.
+    """
+
+    order = 70
+    key = "divergence"
+
+    def __init__(self, *, snapshot_every: int = 100, check_every: int = 10,
+                 lr_factor: float = 0.5, max_restores: int = 8) -> None:
+        self.snapshot_every, self.check_every = snapshot_every, check_every
+        self.lr_factor, self.max_restores = lr_factor, max_restores
+        self.restores = 0
+        self.snap: dict | None = None
+
+    def state_dict(self) -> dict:
+        return {"restores": self.restores}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.restores = state["restores"]
+
+    def begin(self, t: Trainer) -> None:
+        self.snap = t.state_dict()
+
+    def after_step(self, t: Trainer, mse: torch.Tensor) -> bool:
+        step = t.step
+        snapshot = step % self.snapshot_every == 0 or any(c.wants_state(step)
+                                                          for c in t.callbacks)
+        if not (snapshot or step % self.check_every == 0 or step == t.steps):
+            return False
+        if not t.loss_finite():
+            return self._restore(t, f"non-finite loss at or before step {step}")
+        if snapshot:
+            if not distributed.all_ok(_all_finite(t.model)):
+                return self._restore(t, f"non-finite weights after step {step}")
+            self.snap = t.verified = t.state_dict()
+        return False
+
+    def _restore(self, t: Trainer, reason: str) -> bool:
+        if self.restores >= self.max_restores:
+            raise RuntimeError(f"training diverged: {reason}, after {self.restores} roll-backs; "
+                               "giving up (try a lower --lr)")
+        lrs = [g["lr"] * self.lr_factor for g in t.opt.param_groups]
+        restores = self.restores + 1
+        t.load_state_dict(self.snap)
+        self.restores = restores
+        for g, lr in zip(t.opt.param_groups, lrs):
+            g["lr"] = lr
+        say(f"{reason}: rolled back to step {t.step}, learning rate lowered to {lrs[0]:.3g}")
+        return True
+
+
+class Checkpointer(Callback):
+    """Training-state files and resume for one rank of a run.
+
+    Every ``every`` steps the verified training state goes atomically to
+    ``state_dir/rank{r}of{w}.step{N}.pt`` (the newest ``keep`` are kept). ``resume`` loads
+    the newest step every rank has; ``fingerprint`` (run settings) must match the saved one.
+    A finished run deletes its files. Files are read with ``torch.load(weights_only=True)``.
+    """
+
+    order = 80
+
+    def __init__(self, state_dir: str | Path, *, every: int = 0, resume: bool = False,
+                 fingerprint: dict | None = None, keep: int = 2) -> None:
+        if every < 0:
+            raise ValueError(f"checkpoint interval must be >= 0, got {every}")
+        self.state_dir = Path(state_dir)
+        self.every, self.resume_run, self.keep = every, resume, max(keep, 1)
+        self.fingerprint = dict(fingerprint or {})
+        self.rank, self.world = distributed.rank_world()
+        self.resumed_from: int | None = None
+
+    def _file(self, step: int) -> Path:
+        return self.state_dir / f"rank{self.rank}of{self.world}.step{step:09d}.pt"
+
+    def _steps_on_disk(self) -> list[int]:
+        if not self.state_dir.is_dir():
+            return []
+        pat = re.compile(rf"rank{self.rank}of{self.world}\.step(\d+)\.pt$")
+        return sorted(int(m.group(1)) for p in self.state_dir.iterdir()
+                      if (m := pat.match(p.name)))
+
+    def _read(self, step: int, t: Trainer) -> dict:
+        path = self._file(step)
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # corrupt / foreign file
+            raise ValueError(f"{path}: not a readable training state ({type(exc).__name__})"
+                             ) from None
+        if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
+            raise ValueError(f"{path}: not a strainer_fast training state")
+        mine = {k: tuple(v.shape) for k, v in t.model.state_dict().items()}
+        saved = {k: tuple(v.shape) for k, v in state["model"].items()}
+        if mine != saved:
+            raise ValueError(f"{path}: training state is from a different model "
+                             "(parameter shapes differ); cannot resume")
+        theirs = state.get("fingerprint", {})
+        diff = sorted(k for k in set(self.fingerprint) | set(theirs)
+                      if self.fingerprint.get(k) != theirs.get(k))
+        if diff:
+            raise ValueError(f"{path}: cannot resume, settings differ from the saved run: "
+                             + ", ".join(diff))
+        return state
+
+    def resume(self, t: Trainer) -> None:
+        mine = set(self._steps_on_disk())
+        if self.resume_run:
+            common = set.intersection(*(set(s) for s in distributed.all_gather(sorted(mine))))
+            if common:
+                state = self._read(max(common), t)
+                t.load_state_dict(state)
+                self.resumed_from = t.step
+                say(f"resumed from step {t.step} ({self.state_dir})")
+            elif any(distributed.all_gather(bool(mine))):
+                raise ValueError(f"{self.state_dir}: the ranks' training states share no "
+                                 "step; cannot resume")
+            else:
+                say(f"no training state in {self.state_dir}; starting from step 0")
+        elif self.every and any(distributed.all_gather(bool(mine))):
+            raise ValueError(f"{self.state_dir} holds the training state of an earlier run; "
+                             "continue it with --resume or delete the folder")
+
+    def wants_state(self, step: int) -> bool:
+        return bool(self.every) and step % self.every == 0
+
+    def after_step(self, t: Trainer, mse: torch.Tensor) -> bool:
+        if self.wants_state(t.step):
+            state = t.verified if t.verified and t.verified["step"] == t.step else t.state_dict()
+            atomic_save(dict(state, fingerprint=self.fingerprint), self._file(t.step))
+            for old in self._steps_on_disk()[:-self.keep]:
+                self._file(old).unlink(missing_ok=True)
+        return False
+
+    def end(self, t: Trainer) -> None:
+        for step in self._steps_on_disk():
+            self._file(step).unlink(missing_ok=True)
+        distributed.all_gather(None)  # every rank has deleted its files (a barrier)
+        if self.state_dir.is_dir() and self.rank == 0:
+            try:
+                self.state_dir.rmdir()
+            except OSError:  # other ranks' files still there, or foreign files
+                pass
+
+
+class GradSync(Callback):
+    """Data-parallel pretraining: after backward, one all_reduce(SUM) of the flattened
+    encoder gradients and the loss; the loss becomes the global loss."""
+
+    order = 10
+
+    def after_backward(self, t: Trainer, loss: torch.Tensor) -> torch.Tensor:
+        return distributed.sum_encoder_grads(t.model, loss)
+
+
+class Stabilize(Callback):
+    """Test-time stabilisation mode ``mode`` (``stability.STABILIZE``); "off" does nothing."""
+
+    order = 20
+
+    def __init__(self, mode: str) -> None:
+        self.mode, self.impl = mode, None
+
+    def begin(self, t: Trainer) -> None:
+        self.impl = make_stabilizer(self.mode, t.model, t.opt, t.steps)
+
+    def before_step(self, t: Trainer, mse: torch.Tensor) -> None:
+        self.impl.before_step(t.step + 1, mse)
+
+    def after_step(self, t: Trainer, mse: torch.Tensor) -> bool:
+        self.impl.after_step(t.step, mse)
+        return False
+
