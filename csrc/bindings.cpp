@@ -1,6 +1,7 @@
 // The one binding file: declares the op schemas (TORCH_LIBRARY) and the small
 // pybind11 module `strainer_fast._C` whose import loads every kernel.
 #include <cpuinfo.h>
+#include <cstdint>
 #include <pybind11/pybind11.h>
 #include <torch/library.h>
 
@@ -22,7 +23,20 @@ TORCH_LIBRARY(strainer_fast, m) {
       "(Tensor grad_x_or_empty, Tensor[] grad_weights, Tensor[] grad_biases)");
 }
 
+#ifdef STRAINER_FAST_WITH_CUDA
+namespace strainer_fast::cuda {
+int64_t sm90_forward_launches();  // fused_mlp_cuda.cu
+}  // namespace strainer_fast::cuda
+#endif
+
 namespace {
+int64_t cuda_sm90_forward_launches() {
+#ifdef STRAINER_FAST_WITH_CUDA
+  return strainer_fast::cuda::sm90_forward_launches();
+#else
+  return -1;
+#endif
+}
 bool built_with_cuda() {
 #ifdef STRAINER_FAST_WITH_CUDA
   return true;
@@ -38,6 +52,9 @@ bool cpu_has_native_bf16() {
 PYBIND11_MODULE(_C, m) {
   m.doc() = "strainer_fast compiled kernels (ops are under torch.ops.strainer_fast)";
   m.def("built_with_cuda", &built_with_cuda, "True when the CUDA kernels were compiled in.");
+  m.def("cuda_sm90_forward_launches", &cuda_sm90_forward_launches,
+        "Fused forward GEMMs run by the sm_90a (wgmma + TMA) kernel so far; -1 when this "
+        "build lacks it.");
   m.def("cpu_has_native_bf16", &cpu_has_native_bf16,
         "True when this CPU has bf16 dot-product instructions (AVX512-BF16 or AMX).");
   m.def("cpu_cache_bytes", &strainer_fast::cpu::cached_bytes,

@@ -26,9 +26,12 @@
 #include <c10/cuda/CUDAStream.h>
 #include <torch/library.h>
 
+#include <atomic>
 #include <climits>
 #include <cstdint>
+#include <cstdlib>
 #include <optional>
+#include <string_view>
 
 #include "../mlp_args.h"
 #include "mlp_elementwise.cuh"
@@ -56,6 +59,16 @@ int device_attribute(cudaDeviceAttr attr, int device) {
   return value;
 }
 
+// Fused forward GEMMs run by the sm_90a kernel, for tests (cuda_sm90_forward_launches).
+std::atomic<int64_t> g_sm90_forward_launches{0};
+
+// The sm_90a kernels are in this binary and STRAINER_FAST_CUDA_SM90 is not "0" (which
+// forces the sm80 kernels, e.g. to compare both).
+bool sm90_enabled() {
+  const char* env = std::getenv("STRAINER_FAST_CUDA_SM90");
+  return tc_sm90_built() && !(env != nullptr && std::string_view(env) == "0");
+}
+
 // Everything both ops share: device checks, the GEMM engine per layer, folded weights.
 template <typename T>
 struct Plan {
@@ -64,6 +77,7 @@ struct Plan {
   int device;
   cudaStream_t stream;
   int sms;
+  bool sm90;  // the sm_90a fused forward may run: cc 9.0, kernels built, not disabled
   std::vector<Gemm> gemm;  // per layer
   TensorVec wf;            // W' [S, out, in], contiguous, T
   TensorVec wlo;           // bf16 layers: W' as bf16, [S, round8(out), round8(in)] zero-padded
@@ -83,6 +97,8 @@ struct Plan {
     device = x.device().index();
     stream = c10::cuda::getCurrentCUDAStream(device);
     sms = device_attribute(cudaDevAttrMultiProcessorCount, device);
+    sm90 = sm90_enabled() && device_attribute(cudaDevAttrComputeCapabilityMajor, device) == 9 &&
+           device_attribute(cudaDevAttrComputeCapabilityMinor, device) == 0;
     if (precision != 0) {
       TORCH_CHECK(device_attribute(cudaDevAttrComputeCapabilityMajor, device) >= 8,
                   "strainer_fast: precision='", precision == 1 ? "bf16" : "tf32",
@@ -305,7 +321,11 @@ std::tuple<at::Tensor, TensorVec> forward_impl(const at::Tensor& x_in, at::Tenso
           f.h = next.t.data_ptr();
           f.ldh = next.ld;
           f.batch_h = N * next.ld;
-          if (tc_gemm_fused_can_run(kind, TcEpilogue::kBiasSine, p, f)) {
+          if (plan.sm90 && tc_gemm_fused_sm90_can_run(kind, p, f)) {
+            check_tc(tc_gemm_fused_sm90_run(kind, p, f, plan.stream));
+            g_sm90_forward_launches.fetch_add(1, std::memory_order_relaxed);
+            fused = true;
+          } else if (tc_gemm_fused_can_run(kind, TcEpilogue::kBiasSine, p, f)) {
             check_tc(tc_gemm_fused_run(kind, TcEpilogue::kBiasSine, p, f, plan.stream));
             fused = true;
           }
@@ -635,6 +655,12 @@ std::tuple<at::Tensor, TensorVec, TensorVec> fused_mlp_backward_cuda(
 }
 
 }  // namespace
+
+// Fused forward GEMMs the sm_90a kernel has run in this process; -1 when this binary
+// lacks the sm_90a kernels. Declared in bindings.cpp.
+int64_t sm90_forward_launches() {
+  return tc_sm90_built() ? g_sm90_forward_launches.load(std::memory_order_relaxed) : -1;
+}
 
 TORCH_LIBRARY_IMPL(strainer_fast, CUDA, m) {
   m.impl("fused_mlp_forward", &fused_mlp_forward_cuda);

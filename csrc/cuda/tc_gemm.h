@@ -76,4 +76,16 @@ bool tc_gemm_fused_can_run(TcKind kind, TcEpilogue ep, const TcGemm& g, const Tc
 const char* tc_gemm_fused_run(TcKind kind, TcEpilogue ep, const TcGemm& g, const TcFused& f,
                               cudaStream_t stream);
 
+// ---- Hopper (sm_90a) fused forward: wgmma + TMA, warp-specialised (tc_gemm_sm90.cu) ----
+// Same problem and results as tc_gemm_fused_run(kind, kBiasSine, g, f): z = alpha * acc +
+// bias[col] -> D (g.d, fp32), sin z -> H (f.h); kinds kTf32 and kBf16, layout kRC.
+// tc_sm90_built: whether this binary holds the sm_90a kernels (else the other two
+// report "not available"); callers also check that the device is cc 9.0.
+// tc_gemm_fused_sm90_can_run: 16-byte aligned pointers, leading dimensions, batch
+// strides and rows (TMA), no split-K, and CUTLASS's can_implement.
+bool tc_sm90_built();
+bool tc_gemm_fused_sm90_can_run(TcKind kind, const TcGemm& g, const TcFused& f);
+const char* tc_gemm_fused_sm90_run(TcKind kind, const TcGemm& g, const TcFused& f,
+                                   cudaStream_t stream);
+
 }  // namespace strainer_fast::cuda
