@@ -23,8 +23,8 @@ import torch
 from .models import resolve_device
 
 __all__ = ["opt", "Runtime", "NetConfig", "ModelConfig", "PretrainConfig", "FitConfig",
-           "PretrainJob", "FitJob", "CompareJob", "DemoJob", "SuperresJob", "DenoiseJob",
-           "OccupancyPretrainJob", "OccupancyFitJob", "OccupancyDemoJob", "PRESETS",
+           "PretrainJob", "FitJob", "CompareJob", "DemoJob", "ImageTaskJob", "SuperresJob",
+           "DenoiseJob", "OccupancyPretrainJob", "OccupancyFitJob", "OccupancyDemoJob", "PRESETS",
            "apply_defaults", "preset", "validate", "to_dict", "from_dict", "write_config",
            "read_config", "flat_fields", "get", "put", "CONFIG_FORMAT"]
 
@@ -177,20 +177,15 @@ class DemoJob:
 
 # -- task jobs --------------------------------------------------------------------------
 @dataclass
-class SuperresJob:
-    """``strainer-fast superres``: fit through an area-downsampling operator."""
+class ImageTaskJob:
+    """What ``superres`` and ``denoise`` share: inits, encoder, sizes, training settings."""
 
-    images: list[str] = opt(list, "image files / folders (default: MRI test split)",
-                            positional=True, nargs="*", flag="image")
     out: str = opt(None, "output folder", required=True)
-    scale: int = opt(4, "downsampling factor", min=1)
     inits: str = opt("siren,strainer", "comma list of siren, strainer (default: both, "
                      "compared)", flag="init")
     encoder: str | None = opt(None, "STRAINER checkpoint (default: pretrain on the embedded "
                               "MRI train split, cached); its architecture is used unless set")
-    input_lowres: bool = opt(False, "the images are already low resolution: upsample them "
-                             "(no metrics)")
-    size: int | None = opt(None, "full-resolution side in px (CPU default 64)", min=1)
+    size: int | None = opt(None, "(full-resolution) image side in px (CPU default 64)", min=1)
     gray: bool = opt(False, "convert colour images to grayscale")
     model: ModelConfig = _part(ModelConfig)
     pretrain: PretrainConfig = _pretrain_part()
@@ -203,28 +198,24 @@ class SuperresJob:
 
 
 @dataclass
-class DenoiseJob:
+class SuperresJob(ImageTaskJob):
+    """``strainer-fast superres``: fit through an area-downsampling operator."""
+
+    images: list[str] = opt(list, "image files / folders (default: MRI test split)",
+                            positional=True, nargs="*", flag="image")
+    scale: int = opt(4, "downsampling factor", min=1)
+    input_lowres: bool = opt(False, "the images are already low resolution: upsample them "
+                             "(no metrics)")
+
+
+@dataclass
+class DenoiseJob(ImageTaskJob):
     """``strainer-fast denoise``: fit the noisy image, PSNR against the clean one."""
 
     images: list[str] = opt(list, "clean image files / folders (default: MRI test split); "
                             "the noise is added, seeded by --seed", positional=True, nargs="*",
                             flag="image")
-    out: str = opt(None, "output folder", required=True)
     noise: str = opt("gaussian:0.1", "gaussian:SIGMA or poisson:TAU")
-    inits: str = opt("siren,strainer", "comma list of siren, strainer (default: both, "
-                     "compared)", flag="init")
-    encoder: str | None = opt(None, "STRAINER checkpoint (default: pretrain on the embedded "
-                              "MRI train split, cached); its architecture is used unless set")
-    size: int | None = opt(None, "image side in px (CPU default 64)", min=1)
-    gray: bool = opt(False, "convert colour images to grayscale")
-    model: ModelConfig = _part(ModelConfig)
-    pretrain: PretrainConfig = _pretrain_part()
-    fit: FitConfig = _part(FitConfig)
-    strainer_lr: tuple[float, float] = opt((0.03, 10.0), "for --init strainer: learning rates "
-                                           "of the pretrained encoder and of the fresh decoder "
-                                           "as multiples of --lr (1,1 = the paper's protocol)",
-                                           metavar="ENC,DEC")
-    runtime: Runtime = _part(Runtime)
 
 
 @dataclass

@@ -47,7 +47,7 @@ def save_png(image: torch.Tensor | np.ndarray, path) -> None:
 
 
 def resolve_image_task(cfg, task: str) -> Encoder | None:
-    """Resolves an image task's config (``SuperresJob`` / ``DenoiseJob``) in place: the given
+    """Resolves an image task's config (an ``ImageTaskJob``) in place: the given
     encoder's architecture, then the device preset, the logging interval capped at the
     steps. Returns the given encoder (or None)."""
     encoder = None
