@@ -194,62 +194,53 @@ __global__ void copy_kernel(Act<const T> src, Shape3 sh, Act<Op> dst) {
 
 // ---- Host launchers (return the launch error; no synchronisation) ----
 
+// Calls launch(index, grid) for the [S, N, width] walk of `sh`, with `index` a uint32_t when
+// the walk fits in 32 bits (small_walk) and an int64_t otherwise: the kernel's index type I.
+template <typename Launch>
+cudaError_t launch_walk(const Shape3& sh, Launch&& launch) {
+  if (sh.numel() == 0) return cudaSuccess;
+  const dim3 grid(grid_for(sh.numel(), kEwThreads));
+  if (small_walk(sh)) {
+    launch(uint32_t{}, grid);
+  } else {
+    launch(int64_t{}, grid);
+  }
+  return cudaGetLastError();
+}
+
 template <typename T, typename Out>
 cudaError_t launch_first_layer(const T* x, int64_t x_s_stride, int in, const T* w, const T* b,
                                Shape3 sh, bool sine, Act<Out> h_out, T* z_out,
                                cudaStream_t stream) {
-  if (sh.numel() == 0) return cudaSuccess;
-  if (small_walk(sh)) {
-    first_layer_kernel<T, Out, uint32_t><<<grid_for(sh.numel(), kEwThreads), kEwThreads, 0,
-                                           stream>>>(x, x_s_stride, in, w, b, sh, sine, h_out,
-                                                     z_out);
-  } else {
-    first_layer_kernel<T, Out, int64_t><<<grid_for(sh.numel(), kEwThreads), kEwThreads, 0,
-                                          stream>>>(x, x_s_stride, in, w, b, sh, sine, h_out,
-                                                    z_out);
-  }
-  return cudaGetLastError();
+  return launch_walk(sh, [&](auto index, dim3 grid) {
+    first_layer_kernel<T, Out, decltype(index)><<<grid, kEwThreads, 0, stream>>>(
+        x, x_s_stride, in, w, b, sh, sine, h_out, z_out);
+  });
 }
 
 template <typename T, typename Out>
 cudaError_t launch_bias_act(Act<const T> z_in, const T* b, Shape3 sh, bool sine, Act<Out> h_out,
                             T* z_out, cudaStream_t stream) {
-  if (sh.numel() == 0) return cudaSuccess;
-  if (small_walk(sh)) {
-    bias_act_kernel<T, Out, uint32_t><<<grid_for(sh.numel(), kEwThreads), kEwThreads, 0, stream>>>(
-        z_in, b, sh, sine, h_out, z_out);
-  } else {
-    bias_act_kernel<T, Out, int64_t><<<grid_for(sh.numel(), kEwThreads), kEwThreads, 0, stream>>>(
-        z_in, b, sh, sine, h_out, z_out);
-  }
-  return cudaGetLastError();
+  return launch_walk(sh, [&](auto index, dim3 grid) {
+    bias_act_kernel<T, Out, decltype(index)><<<grid, kEwThreads, 0, stream>>>(z_in, b, sh, sine,
+                                                                               h_out, z_out);
+  });
 }
 
 template <typename T, typename Op>
 cudaError_t launch_gate(Act<const T> dh, const T* z, Shape3 sh, Act<T> dz, Act<Op> dz_op,
                         Act<Op> h_op, cudaStream_t stream) {
-  if (sh.numel() == 0) return cudaSuccess;
-  if (small_walk(sh)) {
-    gate_kernel<T, Op, uint32_t><<<grid_for(sh.numel(), kEwThreads), kEwThreads, 0, stream>>>(
-        dh, z, sh, dz, dz_op, h_op);
-  } else {
-    gate_kernel<T, Op, int64_t><<<grid_for(sh.numel(), kEwThreads), kEwThreads, 0, stream>>>(
-        dh, z, sh, dz, dz_op, h_op);
-  }
-  return cudaGetLastError();
+  return launch_walk(sh, [&](auto index, dim3 grid) {
+    gate_kernel<T, Op, decltype(index)><<<grid, kEwThreads, 0, stream>>>(dh, z, sh, dz, dz_op,
+                                                                          h_op);
+  });
 }
 
 template <typename T, typename Op>
 cudaError_t launch_copy(Act<const T> src, Shape3 sh, Act<Op> dst, cudaStream_t stream) {
-  if (sh.numel() == 0) return cudaSuccess;
-  if (small_walk(sh)) {
-    copy_kernel<T, Op, uint32_t><<<grid_for(sh.numel(), kEwThreads), kEwThreads, 0, stream>>>(
-        src, sh, dst);
-  } else {
-    copy_kernel<T, Op, int64_t><<<grid_for(sh.numel(), kEwThreads), kEwThreads, 0, stream>>>(
-        src, sh, dst);
-  }
-  return cudaGetLastError();
+  return launch_walk(sh, [&](auto index, dim3 grid) {
+    copy_kernel<T, Op, decltype(index)><<<grid, kEwThreads, 0, stream>>>(src, sh, dst);
+  });
 }
 
 }  // namespace strainer_fast::cuda
