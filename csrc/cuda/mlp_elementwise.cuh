@@ -102,6 +102,21 @@ constexpr int kEwThreads = 256;
 // 32-bit element indices: the walk and its grid-stride steps (at most 2^24) stay below 2^32.
 inline bool small_walk(const Shape3& sh) { return sh.numel() <= (int64_t{1} << 31); }
 
+// The end of a forward layer at element e = (s, n, j) of pre-activation v: sine layers
+// store z_out[e] = v (when z_out is set) and h = sin v; affine layers store h = v.
+template <typename T, typename Out, typename I>
+__device__ __forceinline__ void store_activation(T v, bool sine, I e, int64_t s, int64_t n,
+                                                 int64_t j, Act<Out> h_out, T* z_out) {
+  if (sine) {
+    if (z_out != nullptr) z_out[e] = v;
+    T sv, cv;
+    sincos_accurate(v, sv, cv);
+    h_out.at(s, n, j) = convert<Out>(sv);
+  } else {
+    h_out.at(s, n, j) = convert<Out>(v);
+  }
+}
+
 // First layer with `in` <= kFirstLayerMaxIn inputs: z = x W'^T + b' in fp32/fp64 FMAs
 // (no padded GEMM), then h = sin(z) (sine) or h = z (affine). x(s, n, k) at
 // x[s * x_s_stride + n * in + k] (x_s_stride = 0 for a shared input); W' [S, width, in];
@@ -124,14 +139,7 @@ __global__ void first_layer_kernel(const T* __restrict__ x, int64_t x_s_stride, 
     for (int k = 0; k < kFirstLayerMaxIn; ++k) {
       if (k < in) v = fma(xr[k], wr[k], v);
     }
-    if (sine) {
-      if (z_out != nullptr) z_out[e] = v;
-      T sv, cv;
-      sincos_accurate(v, sv, cv);
-      h_out.at(s, n, j) = convert<Out>(sv);
-    } else {
-      h_out.at(s, n, j) = convert<Out>(v);
-    }
+    store_activation(v, sine, e, s, n, j, h_out, z_out);
   }
 }
 
@@ -148,14 +156,7 @@ __global__ void bias_act_kernel(Act<const T> z_in, const T* __restrict__ b, Shap
     const Coord<I> c(e, points, width);
     const int64_t s = c.s, n = c.n, j = c.j;
     const T v = z_in.at(s, n, j) + b[s * sh.width + j];
-    if (sine) {
-      if (z_out != nullptr) z_out[e] = v;
-      T sv, cv;
-      sincos_accurate(v, sv, cv);
-      h_out.at(s, n, j) = convert<Out>(sv);
-    } else {
-      h_out.at(s, n, j) = convert<Out>(v);
-    }
+    store_activation(v, sine, e, s, n, j, h_out, z_out);
   }
 }
 

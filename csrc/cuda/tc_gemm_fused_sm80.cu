@@ -12,7 +12,7 @@
 // After the GEMM headers: the visitors use cutlass::gemm and NumericArrayConverter unqualified.
 #include <cutlass/epilogue/threadblock/fusion/visitors.hpp>
 
-#include "mlp_elementwise.cuh"
+#include "epilogue_functors.cuh"
 #include "tc_gemm.h"
 
 namespace strainer_fast::cuda {
@@ -22,42 +22,6 @@ using namespace cute;
 namespace tb = cutlass::epilogue::threadblock;
 using cutlass::layout::ColumnMajor;
 using cutlass::layout::RowMajor;
-
-// ---- Elementwise functors (VisitorCompute applies them to fp32 fragments) ----
-
-template <class T>
-struct SineFn;
-template <int N>
-struct SineFn<cutlass::Array<float, N>> {
-  CUTLASS_DEVICE cutlass::Array<float, N> operator()(cutlass::Array<float, N> const& z) const {
-    cutlass::Array<float, N> out;
-    CUTLASS_PRAGMA_UNROLL
-    for (int i = 0; i < N; ++i) {
-      float s, c;
-      sincos_accurate(z[i], s, c);
-      out[i] = s;
-    }
-    return out;
-  }
-};
-
-// dz = dh * cos z.
-template <class T>
-struct GateFn;
-template <int N>
-struct GateFn<cutlass::Array<float, N>> {
-  CUTLASS_DEVICE cutlass::Array<float, N> operator()(cutlass::Array<float, N> const& dh,
-                                                     cutlass::Array<float, N> const& z) const {
-    cutlass::Array<float, N> out;
-    CUTLASS_PRAGMA_UNROLL
-    for (int i = 0; i < N; ++i) {
-      float s, c;
-      sincos_accurate(z[i], s, c);
-      out[i] = dh[i] * c;
-    }
-    return out;
-  }
-};
 
 template <TcKind K>
 struct Kind;

@@ -18,36 +18,12 @@
 #include <cutlass/layout/matrix.h>
 #include <cutlass/numeric_types.h>
 
-#include "mlp_elementwise.cuh"
+#include "epilogue_functors.cuh"
 
 namespace strainer_fast::cuda {
 namespace {
 
 using namespace cute;
-
-// sin z with the project's range reduction. Sm90Compute instantiates the functor for
-// the scalar compute type (to look for activation arguments) and applies it to arrays.
-template <class T>
-struct Sm90SineFn {
-  CUTLASS_DEVICE T operator()(T const& z) const {
-    T s, c;
-    sincos_accurate(z, s, c);
-    return s;
-  }
-};
-template <int N>
-struct Sm90SineFn<cutlass::Array<float, N>> {
-  CUTLASS_DEVICE cutlass::Array<float, N> operator()(cutlass::Array<float, N> const& z) const {
-    cutlass::Array<float, N> out;
-    CUTLASS_PRAGMA_UNROLL
-    for (int i = 0; i < N; ++i) {
-      float s, c;
-      sincos_accurate(z[i], s, c);
-      out[i] = s;
-    }
-    return out;
-  }
-};
 
 template <TcKind K>
 struct Sm90Kind;
@@ -73,7 +49,7 @@ struct Sm90BiasSine {
   using Tile = typename Sm90Kind<K>::Tile;
   using Cluster = Shape<_1, _1, _1>;
   using Fusion = cutlass::epilogue::fusion::LinCombPerColBiasEltActAux<
-      cutlass::layout::RowMajor, Sm90SineFn, ElementD, float, float, float, float, float, 4, 4,
+      cutlass::layout::RowMajor, SineFn, ElementD, float, float, float, float, float, 4, 4,
       cutlass::FloatRoundStyle::round_to_nearest>;
   using Epilogue = typename cutlass::epilogue::collective::CollectiveBuilder<
       cutlass::arch::Sm90, cutlass::arch::OpClassTensorOp, Tile, Cluster,
