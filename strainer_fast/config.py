@@ -24,9 +24,10 @@ from .models import resolve_device
 
 __all__ = ["opt", "Runtime", "NetConfig", "ModelConfig", "PretrainConfig", "FitConfig",
            "PretrainJob", "FitJob", "CompareJob", "DemoJob", "ImageTaskJob", "SuperresJob",
-           "DenoiseJob", "OccupancyPretrainJob", "OccupancyFitJob", "OccupancyDemoJob", "PRESETS",
-           "apply_defaults", "preset", "validate", "to_dict", "from_dict", "write_config",
-           "read_config", "flat_fields", "get", "put", "CONFIG_FORMAT"]
+           "DenoiseJob", "OccupancyPretrainJob", "OccupancyFitting", "OccupancyFitJob",
+           "OccupancyDemoJob", "PRESETS", "apply_defaults", "preset", "validate", "to_dict",
+           "from_dict", "write_config", "read_config", "flat_fields", "get", "put",
+           "CONFIG_FORMAT"]
 
 CONFIG_FORMAT = "strainer_fast/config/1"
 
@@ -240,16 +241,9 @@ class OccupancyPretrainJob:
 
 
 @dataclass
-class OccupancyFitJob:
-    """``strainer-fast occupancy fit``: fit a target volume and record IoU."""
+class OccupancyFitting:
+    """What ``occupancy fit`` and ``occupancy demo`` share: grid, network, fitting schedule."""
 
-    target: str = opt("statue", "mesh (.obj/.ply/.off/.stl), volume (.npy, .mat with "
-                      "'hypercube') or 'statue' (embedded)", positional=True, nargs="?")
-    out: str = opt(None, "output folder", required=True)
-    inits: str = opt("siren,strainer", "comma list of siren, strainer (default: both)",
-                     flag="init")
-    encoder: str | None = opt(None, "occupancy STRAINER checkpoint (default: pretrain on the "
-                              "embedded chairs, cached); its architecture is used unless set")
     voxels: VoxelConfig = _part(VoxelConfig)
     model: ModelConfig = _part(ModelConfig)
     pretrain: PretrainConfig = _pretrain_part()
@@ -262,19 +256,23 @@ class OccupancyFitJob:
 
 
 @dataclass
-class OccupancyDemoJob:
+class OccupancyFitJob(OccupancyFitting):
+    """``strainer-fast occupancy fit``: fit a target volume and record IoU."""
+
+    target: str = opt("statue", "mesh (.obj/.ply/.off/.stl), volume (.npy, .mat with "
+                      "'hypercube') or 'statue' (embedded)", positional=True, nargs="?")
+    out: str = opt(None, "output folder", required=True)
+    inits: str = opt("siren,strainer", "comma list of siren, strainer (default: both)",
+                     flag="init")
+    encoder: str | None = opt(None, "occupancy STRAINER checkpoint (default: pretrain on the "
+                              "embedded chairs, cached); its architecture is used unless set")
+
+
+@dataclass
+class OccupancyDemoJob(OccupancyFitting):
     """``strainer-fast occupancy demo``: STRAINER (chairs) vs SIREN on the embedded statue."""
 
     out: str = opt("occupancy_demo", "output folder")
-    voxels: VoxelConfig = _part(VoxelConfig)
-    model: ModelConfig = _part(ModelConfig)
-    pretrain: PretrainConfig = _pretrain_part()
-    steps: int | None = opt(None, "fitting steps (CPU default 300)", min=1)
-    lr: float = opt(1e-4, "fitting learning rate (Adam)")
-    eval_every: int | None = opt(None, "IoU every k steps (CPU default 50)", min=1)
-    mesh_steps: str | None = opt(None, "comma list of steps to export meshes and previews at "
-                                 "(default: 150 and the last)")
-    runtime: Runtime = _part(Runtime)
 
 
 # -- presets: device-dependent defaults, by flag name -----------------------------------
