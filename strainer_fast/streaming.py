@@ -34,7 +34,7 @@ from .data import load_images
 from .models import Strainer, resolve_device
 from .pretrain import initial_strainer
 from .train import image_mse, train
-from .train.callbacks import say
+from .train.callbacks import check_fingerprint, load_state_file, say, steps_on_disk
 
 __all__ = ["pretrain_streaming", "STREAM_FORMAT"]
 
@@ -234,25 +234,11 @@ def pretrain_streaming(
 
 
 def _saved_states(state_dir: Path) -> list[int]:
-    if not state_dir.is_dir():
-        return []
-    pat = re.compile(r"stream\.step(\d+)\.pt$")
-    return sorted(int(m.group(1)) for p in state_dir.iterdir() if (m := pat.match(p.name)))
+    return steps_on_disk(state_dir, r"stream\.step(\d+)\.pt$")
 
 
 def _read_state(state_dir: Path, step: int, fingerprint: dict) -> dict:
     path = state_dir / f"stream.step{step:09d}.pt"
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # corrupt / foreign file
-        raise ValueError(f"{path}: not a readable training state ({type(exc).__name__})"
-                         ) from None
-    if not isinstance(state, dict) or state.get("format") != STREAM_FORMAT:
-        raise ValueError(f"{path}: not a strainer_fast streaming training state")
-    theirs = state.get("fingerprint", {})
-    diff = sorted(k for k in set(fingerprint) | set(theirs)
-                  if fingerprint.get(k) != theirs.get(k))
-    if diff:
-        raise ValueError(f"{path}: cannot resume, settings differ from the saved run: "
-                         + ", ".join(diff))
+    state = load_state_file(path, STREAM_FORMAT, "streaming training state")
+    check_fingerprint(path, fingerprint, state)
     return state

@@ -24,6 +24,36 @@ def say(text: str) -> None:
         print(f"strainer-fast: {text}", file=sys.stderr, flush=True)
 
 
+def steps_on_disk(state_dir: Path, pattern: str) -> list[int]:
+    """Sorted steps of the state files in ``state_dir`` whose name matches ``pattern`` (one
+    group: the step)."""
+    if not state_dir.is_dir():
+        return []
+    pat = re.compile(pattern)
+    return sorted(int(m.group(1)) for p in state_dir.iterdir() if (m := pat.match(p.name)))
+
+
+def load_state_file(path: Path, fmt: str, kind: str) -> dict:
+    """A saved training state of format ``fmt``; a clear error for a corrupt or foreign file."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # corrupt / foreign file
+        raise ValueError(f"{path}: not a readable training state ({type(exc).__name__})"
+                         ) from None
+    if not isinstance(state, dict) or state.get("format") != fmt:
+        raise ValueError(f"{path}: not a strainer_fast {kind}")
+    return state
+
+
+def check_fingerprint(path: Path, mine: dict, state: dict) -> None:
+    """Refuses to resume from ``state`` when the settings that shape the run differ."""
+    theirs = state.get("fingerprint", {})
+    diff = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
+    if diff:
+        raise ValueError(f"{path}: cannot resume, settings differ from the saved run: "
+                         + ", ".join(diff))
+
+
 class Progress(Callback):
     """tqdm bar with the live training PSNR (mean over signals, dB), read every
     ``every`` steps (the only host sync it adds)."""
@@ -138,32 +168,17 @@ class Checkpointer(Callback):
         return self.state_dir / f"rank{self.rank}of{self.world}.step{step:09d}.pt"
 
     def _steps_on_disk(self) -> list[int]:
-        if not self.state_dir.is_dir():
-            return []
-        pat = re.compile(rf"rank{self.rank}of{self.world}\.step(\d+)\.pt$")
-        return sorted(int(m.group(1)) for p in self.state_dir.iterdir()
-                      if (m := pat.match(p.name)))
+        return steps_on_disk(self.state_dir, rf"rank{self.rank}of{self.world}\.step(\d+)\.pt$")
 
     def _read(self, step: int, t: Trainer) -> dict:
         path = self._file(step)
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:  # corrupt / foreign file
-            raise ValueError(f"{path}: not a readable training state ({type(exc).__name__})"
-                             ) from None
-        if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
-            raise ValueError(f"{path}: not a strainer_fast training state")
+        state = load_state_file(path, STATE_FORMAT, "training state")
         mine = {k: tuple(v.shape) for k, v in t.model.state_dict().items()}
         saved = {k: tuple(v.shape) for k, v in state["model"].items()}
         if mine != saved:
             raise ValueError(f"{path}: training state is from a different model "
                              "(parameter shapes differ); cannot resume")
-        theirs = state.get("fingerprint", {})
-        diff = sorted(k for k in set(self.fingerprint) | set(theirs)
-                      if self.fingerprint.get(k) != theirs.get(k))
-        if diff:
-            raise ValueError(f"{path}: cannot resume, settings differ from the saved run: "
-                             + ", ".join(diff))
+        check_fingerprint(path, self.fingerprint, state)
         return state
 
     def resume(self, t: Trainer) -> None:
