@@ -9,8 +9,8 @@ import pytest
 import torch
 from PIL import Image
 
-from strainer_fast.data import (coord_grid, default_split, from_output, load_image,
-                                load_images, mri_dir, to_target)
+from strainer_fast.data import (coord_grid, default_split, from_output, load_image, load_images,
+                                mri_dir, to_target, validation_split)
 from strainer_fast.metrics import psnr, ssim
 
 
@@ -75,6 +75,14 @@ def test_default_split_matches_readme():
     assert (mri_dir() / "README.md").is_file()
     imgs, _ = load_images(test, size=32)
     assert imgs.shape == (6, 32, 32, 1)
+
+
+def test_validation_split_is_carved_from_train_only():
+    tune, val = validation_split()
+    train, test = default_split()
+    assert [p.name for p in val] == ["mni_z048.png", "mni_z110.png"]
+    assert sorted(tune + val) == sorted(train) and len(tune) == 8
+    assert not set(tune + val) & set(test)
 
 
 def test_psnr_known_values():

@@ -18,7 +18,8 @@ from PIL import Image, UnidentifiedImageError
 from . import distributed
 
 __all__ = ["IMAGE_SUFFIXES", "MAX_PIXELS", "load_image", "load_images", "list_images", "coord_grid",
-           "to_target", "from_output", "mri_dir", "default_split", "load_image_shard"]
+           "to_target", "from_output", "mri_dir", "default_split", "validation_split",
+           "load_image_shard"]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".npy")
 MAX_PIXELS = 64 * 1024 * 1024  # larger images are refused (decompression-bomb guard)
@@ -174,6 +175,19 @@ def default_split() -> tuple[list[Path], list[Path]]:
     for name, part in rows:
         split[part].append(mri_dir() / name)
     return split["train"], split["test"]
+
+
+VALIDATION_SLICES = ("mni_z048.png", "mni_z110.png")
+
+
+def validation_split() -> tuple[list[Path], list[Path]]:
+    """(tuning-train, validation) paths carved from the embedded MRI *train* split, for
+    choosing hyper-parameters without touching the test slices: the 2 slices named in
+    ``VALIDATION_SLICES`` (z = -24 and +38 mm) are validation, the other 8 train slices are
+    tuning-train. Never use the test split to choose a default."""
+    train, _ = default_split()
+    val = [p for p in train if p.name in VALIDATION_SLICES]
+    return [p for p in train if p.name not in VALIDATION_SLICES], val
 
 
 def load_image_shard(source: str | Path, size: int, gray: bool = False
