@@ -9,6 +9,8 @@ The Python API in a few names (shapes: images [S, H, W, C] in [0, 1])::
     result = fit_many(test_images, encoder, steps=300)   # or fit(image, encoder)
     superres(lowres, scale=4, init=encoder); denoise(noisy, encoder, clean=clean)
     pretrain_occupancy(volumes) / fit_occupancy(volume, encoder)
+    model = train_generalizable("transinr", size=64)      # TransINR / IPC baselines
+    fit_generalizable(test_images, model, tto=True)
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ except PackageNotFoundError:  # running from a source tree
 from .checkpoint import load_encoder, load_strainer, save_checkpoint  # noqa: E402
 from .data import default_split, load_image, load_images, mri_dir  # noqa: E402
 from .fit import FitResult, fit, fit_many  # noqa: E402
+from .generalizable import (fit_generalizable, load_generalizable,  # noqa: E402
+                            train_generalizable)
 from .jobs import compare  # noqa: E402
 from .meta import meta_init  # noqa: E402
 from .metrics import psnr, ssim  # noqa: E402
@@ -44,6 +48,7 @@ __all__ = [
     "pretrain", "pretrain_streaming", "meta_init", "save_checkpoint", "load_strainer",
     "load_encoder",
     "fit", "fit_many", "FitResult", "compare", "psnr", "ssim",
+    "train_generalizable", "load_generalizable", "fit_generalizable",
     "superres", "downsample", "denoise", "add_noise",
     "pretrain_occupancy", "fit_occupancy", "load_shapes", "chairs_dir", "statue_volume",
     "__version__",

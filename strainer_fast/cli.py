@@ -1,7 +1,7 @@
 """Command line, generated from the job configs (``config``): one flag per config field.
 
 ``strainer-fast {pretrain,fit,compare,demo,superres,denoise,occupancy {pretrain,fit,demo},
-run}``; also ``python -m strainer_fast``. ``run CONFIG.json`` re-runs the job a command
+generalizable train,run}``; also ``python -m strainer_fast``. ``run CONFIG.json`` re-runs the job a command
 wrote. Errors on bad input print one line to stderr and exit with status 2.
 """
 
@@ -16,6 +16,7 @@ from typing import Any
 
 from . import config as C
 from . import jobs
+from .generalizable.job import generalizable_job
 from .tasks import denoise, occupancy, superres
 
 __all__ = ["main", "build_parser", "COMMANDS"]
@@ -28,6 +29,9 @@ COMMANDS: dict[str, tuple[type, Callable[[Any], None], str]] = {
     "compare": (C.CompareJob, jobs.compare_job,
                 "compare initialisations on test images (paper Fig. 2)"),
     "demo": (C.DemoJob, jobs.demo_job, "STRAINER-10 vs SIREN on the embedded MRI slices"),
+    "generalizable train": (C.GeneralizableJob, generalizable_job,
+                            "train a TransINR or IPC hypernetwork on the embedded MRI slice "
+                            "set"),
     "superres": (C.SuperresJob, superres.superres_job,
                  "super-resolve images through an area-downsampling operator (default: the "
                  "embedded MRI test slices)"),

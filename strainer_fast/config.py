@@ -23,7 +23,7 @@ import torch
 from .models import resolve_device
 
 __all__ = ["opt", "Runtime", "NetConfig", "ModelConfig", "PretrainConfig", "FitConfig",
-           "PretrainJob", "FitJob", "CompareJob", "DemoJob", "ImageTaskJob", "SuperresJob",
+           "PretrainJob", "FitJob", "CompareJob", "GeneralizableJob", "DemoJob", "ImageTaskJob", "SuperresJob",
            "DenoiseJob", "OccupancyPretrainJob", "OccupancyFitting", "OccupancyFitJob",
            "OccupancyDemoJob", "PRESETS", "apply_defaults", "preset", "validate", "to_dict",
            "from_dict", "write_config", "read_config", "flat_fields", "get", "put",
@@ -161,6 +161,34 @@ class CompareJob:
     model: ModelConfig = _part(ModelConfig, width=256, layers=6, shared=5, w0=30.0)
     pretrain: PretrainConfig = _pretrain_part(steps=5000)
     fit: FitConfig = _part(FitConfig, steps=2000, log_every=100)
+    gen_checkpoints: str | None = opt(None, "trained models for the transinr / ipc methods, "
+                                      "e.g. transinr=T.pt,ipc=I.pt (default: train them on the "
+                                      "embedded MRI slice set, cached)", metavar="KIND=PT,...")
+    gen_steps: int = opt(2000, "training steps of a transinr / ipc model trained here", min=1)
+    runtime: Runtime = _part(Runtime)
+
+
+@dataclass
+class GeneralizableJob:
+    """``strainer-fast generalizable train``: a TransINR or IPC hypernetwork on the embedded
+    MRI slice set (69 slices, see strainer_fast/data/mri_slices/README.md)."""
+
+    kind: str = opt(None, "model", required=True, choices=("transinr", "ipc"))
+    out: str = opt(None, "checkpoint file to write (.pt)", required=True)
+    size: int = opt(64, "image side (px)", min=1)
+    model: NetConfig = _part(NetConfig, width=256, layers=6, w0=30.0)
+    dim: int = opt(256, "transformer width", min=1)
+    depth: int = opt(4, "transformer blocks", min=1)
+    heads: int = opt(4, "attention heads", min=1)
+    patch: int = opt(8, "patch side (px)", min=1)
+    groups: int = opt(32, "TransINR: weight tokens per hyponet layer", min=1)
+    rank: int = opt(32, "IPC: rank of the modulated weight (= weight tokens)", min=1)
+    train: PretrainConfig = _part(PretrainConfig, steps=2000)
+    batch: int = opt(8, "images per step", min=1)
+    points: int = opt(0, "random pixels per step (0: all)", min=0)
+    checkpoint_every: int = opt(0, "save the training state every K steps to OUT.state/ "
+                                "(0: never)", min=0, metavar="K")
+    resume: bool = opt(False, "continue from the newest training state in OUT.state/")
     runtime: Runtime = _part(Runtime)
 
 

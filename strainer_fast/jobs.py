@@ -26,6 +26,8 @@ from .config import (CompareJob, DemoJob, FitJob, ModelConfig, NetConfig, Pretra
                      apply_defaults, preset, validate, write_config)
 from .data import default_split, list_images, load_image_shard, load_images, mri_dir
 from .fit import DEFAULT_NET, FitResult, fit_many, siren_ft_init
+from .generalizable import GEN_METHODS, fit_generalizable, resolve_generalizable
+from .generalizable.job import parse_checkpoints
 from .meta import meta_init
 from .models import Encoder, resolve_device
 from .pretrain import pretrain
@@ -36,7 +38,7 @@ from .train import Checkpointer
 __all__ = ["compare", "parse_methods", "check_methods", "runtime_kwargs", "use_encoder", "cached_encoder",
            "mri_encoder", "pretrain_job", "fit_job", "compare_job", "demo_job", "METHODS"]
 
-METHODS = ("siren", "siren-ft", "meta", "meta-maml", "meta-fomaml", "meta-reptile")
+METHODS = ("siren", "siren-ft", "meta", "meta-maml", "meta-fomaml", "meta-reptile", *GEN_METHODS)
 
 
 def runtime_kwargs(rt: Runtime) -> dict:
@@ -113,11 +115,17 @@ def compare(train: torch.Tensor, test: torch.Tensor, methods: Sequence[str], *,
             pretrain_steps: int = 5000, pretrain_lr: float | None = None,
             log_every: int = 100, stabilize: str = "off", seed: int = 0,
             device: str = "auto", backend: str = "auto", precision: str = "exact",
-            progress: bool = True, verbose: bool = True) -> dict[str, FitResult]:
+            progress: bool = True, verbose: bool = True,
+            generalizable: dict | None = None, generalizable_steps: int = 2000
+            ) -> dict[str, FitResult]:
     """Fits all ``test`` images [K, H, W, C] from each method's init (paper Fig. 2);
     returns method -> result. Methods: siren, siren-ft (fitted to ``train[0]``), meta /
     meta-maml / meta-fomaml / meta-reptile (``pretrain_steps`` outer steps on ``train``),
-    strainer-N (pretrained on ``train[:N]`` for ``pretrain_steps``)."""
+    strainer-N (pretrained on ``train[:N]`` for ``pretrain_steps``), transinr / ipc (the
+    feed-forward prediction) and transinr-tto / ipc-tto (``steps`` of test-time optimisation
+    from it): ``generalizable`` maps "transinr" / "ipc" to a trained model or checkpoint;
+    otherwise one is trained for ``generalizable_steps`` on the embedded MRI slice set
+    (not on ``train``) and cached (``generalizable.generalizable_model``)."""
     opts = dict(seed=seed, device=device, backend=backend, precision=precision,
                 progress=progress)
     net = dict(width=width, layers=layers, w0=w0)
@@ -126,8 +134,23 @@ def compare(train: torch.Tensor, test: torch.Tensor, methods: Sequence[str], *,
     results: dict[str, FitResult] = {}
     methods = parse_methods(",".join(methods))
     check_methods(methods, train.shape[0])
+    gen_models = dict(generalizable or {})
     for method in methods:
         t0 = time.perf_counter()
+        if method in GEN_METHODS:
+            kind = method.split("-")[0]
+            gen_models[kind] = model = resolve_generalizable(
+                kind, gen_models.get(kind), test, steps=generalizable_steps, **net, **opts)
+            t_init = time.perf_counter() - t0
+            results[method] = r = fit_generalizable(
+                test, model, tto=method.endswith("-tto"), steps=steps, lr=lr,
+                log_every=log_every, stabilize=stabilize, progress=progress,
+                desc=f"fit {method}")
+            if verbose:
+                print(f"{method}: model {t_init:.1f} s, "
+                      f"fit {r.wall_s[-1]:.1f} s, final mean PSNR {r.final_psnr():.2f} dB",
+                      file=sys.stderr, flush=True)
+            continue
         init, weights = method, None
         if method == "siren-ft":
             weights = siren_ft_init(train[0], **dict(fit_kw, log_every=0))
@@ -261,7 +284,9 @@ def compare_job(cfg: CompareJob) -> None:
                          f"{test.shape[-1]}; use --gray")
     check_methods(methods, train.shape[0])
     write_config(Path(cfg.out) / "config.json", "compare", cfg)
-    results = compare(train, test, methods, train_names=train_names, **_compare_kwargs(cfg))
+    results = compare(train, test, methods, train_names=train_names, **_compare_kwargs(cfg),
+                      generalizable=parse_checkpoints(cfg.gen_checkpoints),
+                      generalizable_steps=cfg.gen_steps)
     write_report(cfg.out, results, test, test_names, cfg,
                  device=str(resolve_device(cfg.runtime.device)),
                  extra_config=dict(train=train_names))

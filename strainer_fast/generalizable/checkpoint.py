@@ -1,0 +1,64 @@
+"""Generalizable-INR checkpoints: one file, loadable with ``torch.load(weights_only=True)``::
+
+    {"format": "strainer_fast/generalizable/1", "kind": "transinr" | "ipc",
+     "config": {size, channels, width, layers, w0, dim, depth, heads, patch, groups | rank,
+     modulated}, "state": {parameter name: tensor}, "meta": {version, steps, ...}}
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from .. import __version__
+from ..checkpoint import atomic_save
+from .base import GeneralizableINR
+from .ipc import IPC
+from .transinr import TransINR
+
+__all__ = ["KINDS", "FORMAT", "make_model", "save_generalizable", "load_generalizable"]
+
+FORMAT = "strainer_fast/generalizable/1"
+KINDS: dict[str, type[GeneralizableINR]] = {"transinr": TransINR, "ipc": IPC}
+
+
+def make_model(kind: str, **config) -> GeneralizableINR:
+    """A new ``TransINR`` or ``IPC`` (``config``: their keyword arguments)."""
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {tuple(KINDS)}, got {kind!r}")
+    return KINDS[kind](**config)
+
+
+def save_generalizable(model: GeneralizableINR, path: str | Path, **meta: object) -> Path:
+    """Atomically writes ``model`` (kind, config, parameters) and ``meta`` to ``path``."""
+    state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    if not all(v.isfinite().all() for v in state.values()):
+        raise ValueError(f"{path}: refusing to save a model with non-finite weights")
+    return atomic_save({"format": FORMAT, "kind": model.kind, "config": dict(model.config),
+                        "state": state, "meta": {"version": __version__, **meta}}, path)
+
+
+def load_generalizable(path: str | Path, *, backend: str = "auto",
+                       precision: str = "exact") -> GeneralizableINR:
+    """The model saved at ``path`` (on the CPU; ``model.meta``: its metadata). A missing,
+    corrupt or foreign file is a ValueError."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"{path}: no such checkpoint file")
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for corrupt / foreign files
+        raise ValueError(f"{path}: not a readable checkpoint ({type(exc).__name__})") from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise ValueError(f"{path}: not a strainer_fast generalizable-INR checkpoint "
+                         f"(format {FORMAT!r} expected)")
+    try:
+        model = make_model(data["kind"], **data["config"], backend=backend,
+                           precision=precision)
+        model.load_state_dict(data["state"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        raise ValueError(f"{path}: damaged generalizable-INR checkpoint "
+                         f"({type(exc).__name__})") from None
+    model.meta = data.get("meta", {}) if isinstance(data.get("meta"), dict) else {}
+    return model

@@ -1,0 +1,184 @@
+"""Training TransINR / IPC on the training engine (``train.train``: progress bar, divergence
+guard, training-state checkpoints and resume), and the cached models ``compare`` uses."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from .. import __version__
+from ..cache import cache_dir
+from ..data import coord_grid, load_images, to_target, validation_split
+from ..metrics import psnr
+from ..models import resolve_device
+from ..train import Checkpointer, train
+from .base import GeneralizableINR
+from .checkpoint import load_generalizable, make_model, save_generalizable
+from .data import augment, load_slices
+
+__all__ = ["train_generalizable", "predict", "generalizable_model", "resolve_generalizable",
+           "ARCH_KEYS"]
+
+# Settings that shape a model (the rest of train_generalizable's arguments shape its training).
+ARCH_KEYS = ("size", "width", "layers", "w0", "dim", "depth", "heads", "patch", "groups",
+             "rank")
+
+
+def predict(model: GeneralizableINR, images: torch.Tensor) -> torch.Tensor:
+    """Feed-forward reconstructions [B, H, W, C] in [0, 1] of images [B, H, W, C]."""
+    h, w = images.shape[1:3]
+    with torch.no_grad():
+        out = model.render(model(images), coord_grid(h, w).to(images.device))
+    return ((out + 1) / 2).clamp(0, 1).reshape(images.shape)
+
+
+def train_generalizable(
+    kind: str,
+    images: torch.Tensor | None = None,
+    *,
+    size: int = 64,
+    width: int = 256,
+    layers: int = 6,
+    w0: float = 30.0,
+    dim: int = 256,
+    depth: int = 4,
+    heads: int = 4,
+    patch: int = 8,
+    groups: int = 32,
+    rank: int = 32,
+    steps: int = 2000,
+    batch: int = 8,
+    points: int = 0,
+    lr: float = 1e-4,
+    max_shift: int | None = None,
+    seed: int = 0,
+    device: str = "auto",
+    backend: str = "auto",
+    precision: str = "exact",
+    progress: bool = True,
+    out: str | Path | None = None,
+    checkpoint: Checkpointer | None = None,
+) -> GeneralizableINR:
+    """Trains a ``kind`` ("transinr" or "ipc") model: each step draws ``batch`` images
+    (with replacement) from ``images`` [S, size, size, C] in [0, 1] (default: the 69 embedded
+    MNI training slices at ``size``), augments them (``data.augment``; ``max_shift`` default
+    size // 16 px), predicts their hyponets and takes one Adam step (``lr``) on the mean over
+    the batch of each image's MSE, on all pixels (``points`` = 0) or on ``points`` random
+    pixels shared by the batch. Architecture: ``width``/``layers``/``w0`` (hyponet),
+    ``dim``/``depth``/``heads``/``patch`` (transformer), ``groups`` (TransINR) or ``rank``
+    (IPC).
+
+    Returns the trained model (on the device; ``model.meta``: steps, wall time, the mean
+    feed-forward PSNR on the 2 validation slices of ``data.validation_split()``); with
+    ``out`` also saves it (``checkpoint.save_generalizable``). ``checkpoint``:
+    training-state files / resume (``train.Checkpointer``).
+    """
+    if images is None:
+        images, _ = load_slices(size)
+    if images.dim() != 4 or images.shape[1] != images.shape[2]:
+        raise ValueError(f"images must be square [S, H, H, C], got {tuple(images.shape)}")
+    if images.shape[1] != size:
+        raise ValueError(f"images are {images.shape[1]} px but size={size}")
+    for name, v in dict(steps=steps, batch=batch).items():
+        if v < 1:
+            raise ValueError(f"{name} must be >= 1, got {v}")
+    if points < 0:
+        raise ValueError(f"points must be >= 0, got {points}")
+    dev = resolve_device(device)
+    extra = dict(groups=groups) if kind == "transinr" else dict(rank=rank)
+    model = make_model(kind, size=size, channels=images.shape[-1], width=width, layers=layers,
+                       w0=w0, dim=dim, depth=depth, heads=heads, patch=patch, seed=seed,
+                       backend=backend, precision=precision, **extra).to(dev)
+    images = images.to(dev, torch.float32)
+    grid = coord_grid(size, size).to(dev)
+    shift = size // 16 if max_shift is None else max_shift
+    g = torch.Generator().manual_seed(seed)
+
+    def objective(step: int) -> torch.Tensor:
+        idx = torch.randint(images.shape[0], (batch,), generator=g)
+        batch_images = augment(images[idx.to(dev)], g, shift)
+        target, coords = to_target(batch_images), grid
+        if points:
+            pick = torch.randint(grid.shape[0], (points,), generator=g).to(dev)
+            target, coords = target[:, pick], grid[pick]
+        pred = model.render(model(batch_images), coords)
+        return ((pred - target) ** 2).mean(dim=(1, 2))
+
+    t0 = time.perf_counter()
+    train(model, objective, steps, lr=lr, callbacks=[checkpoint] if checkpoint else (),
+          progress=progress, desc=f"train {kind}", generator=g)
+    wall = time.perf_counter() - t0
+    val, _ = load_images(validation_split()[1], size)
+    if val.shape[-1] == images.shape[-1]:
+        val = val.to(dev)
+        val_psnr = float(psnr(predict(model, val), val).mean())
+    else:
+        val_psnr = None
+    model.meta = dict(steps=steps, lr=lr, batch=batch, points=points, max_shift=shift,
+                      seed=seed, train_images=int(images.shape[0]), wall_s=wall,
+                      validation_psnr=val_psnr)
+    if out is not None:
+        save_generalizable(model, out, **model.meta)
+    return model
+
+
+def generalizable_model(kind: str, checkpoint: str | Path | None = None, *,
+                        verbose: bool = True, **settings) -> GeneralizableINR:
+    """The model of ``checkpoint``, or (None) one trained by ``train_generalizable(kind,
+    **settings)`` on the embedded slices and cached in ``cache_dir("generalizable")`` under
+    a hash of every setting, so later calls with the same settings reuse it. A checkpoint
+    whose architecture differs from the ``ARCH_KEYS`` in ``settings`` is a ValueError."""
+    backend = settings.get("backend", "auto")
+    precision = settings.get("precision", "exact")
+    if checkpoint is None:
+        key = dict(settings, kind=kind, version=__version__)
+        key.pop("progress", None)
+        digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+        checkpoint = cache_dir("generalizable") / f"{kind}_{digest}.pt"
+        if not checkpoint.is_file():
+            if verbose:
+                print(f"training {kind} -> {checkpoint}", file=sys.stderr, flush=True)
+            train_generalizable(kind, out=checkpoint, **settings)
+    model = load_generalizable(checkpoint, backend=backend, precision=precision)
+    if model.kind != kind:
+        raise ValueError(f"{checkpoint}: a {model.kind} checkpoint, not {kind}")
+    bad = [f"{k}={model.config[k]!r} in checkpoint but {settings[k]!r} requested"
+           for k in ARCH_KEYS if k in model.config and settings.get(k) is not None
+           and settings[k] != model.config[k]]
+    if bad:
+        raise ValueError(f"{checkpoint}: architecture conflict: " + "; ".join(bad))
+    return model.to(resolve_device(settings.get("device", "auto")))
+
+
+def resolve_generalizable(kind: str, given: GeneralizableINR | str | Path | None,
+                          images: torch.Tensor, **settings) -> GeneralizableINR:
+    """The ``kind`` model for fitting images [K, H, H, C]: ``given`` (a model or a checkpoint
+    path), else the cached one trained on the embedded MRI slices at H px with ``settings``
+    (``generalizable_model``). Its size, channels and hyponet (width, layers, w0 in
+    ``settings``) must fit the images."""
+    h, w, c = images.shape[1:]
+    if h != w:
+        raise ValueError(f"{kind} needs square images, got {h}x{w}")
+    if isinstance(given, GeneralizableINR):
+        model = given
+    elif given is None and c != 1:
+        raise ValueError(f"{kind} is trained on the embedded grayscale MRI slices, but the "
+                         f"images have {c} channels: use grayscale images or give a "
+                         f"trained {kind} checkpoint")
+    else:
+        model = generalizable_model(kind, given, size=h, **settings)
+    if model.kind != kind:
+        raise ValueError(f"a {model.kind} model was given for {kind}")
+    have = dict(size=h, channels=c, **{k: settings[k] for k in ("width", "layers", "w0")
+                                       if settings.get(k) is not None})
+    bad = [f"{k} {model.config[k]!r} (model) vs {v!r}" for k, v in have.items()
+           if model.config[k] != v]
+    if bad:
+        raise ValueError(f"the {kind} model does not fit these images / networks: "
+                         + "; ".join(bad))
+    return model

@@ -1,0 +1,56 @@
+"""Fitting images from a generalizable INR: the feed-forward prediction alone, or test-time
+optimisation (TTO) of every hyponet weight from the predicted ones, on the fused ops and the
+same training loop, curves and options as ``fit.fit_many``."""
+
+from __future__ import annotations
+
+import torch
+
+from ..data import coord_grid
+from ..fit import FitResult, _Curves
+from ..models import Strainer
+from ..train import Stabilize, image_mse, train
+from .base import GeneralizableINR
+
+__all__ = ["fit_generalizable"]
+
+
+def fit_generalizable(
+    images: torch.Tensor,
+    model: GeneralizableINR,
+    *,
+    tto: bool = True,
+    steps: int = 2000,
+    lr: float = 1e-4,
+    log_every: int = 100,
+    stabilize: str = "off",
+    progress: bool = True,
+    desc: str | None = None,
+) -> FitResult:
+    """Predicts the hyponets of images [K, H, W, C] in [0, 1] with ``model`` (a trained
+    ``TransINR`` / ``IPC``; images at its size and channel count) and, with ``tto``, fits
+    all their weights from there: K independent networks, Adam at ``lr`` for ``steps``
+    steps, PSNR / SSIM every ``log_every`` steps (0: start and end only), as
+    ``fit.fit_many``. Step 0 is the feed-forward prediction; without ``tto`` it is the only
+    log point. Runs on the model's device, backend and precision.
+    """
+    if images.dim() != 4:
+        raise ValueError(f"images must be [K, H, W, C], got shape {tuple(images.shape)}")
+    if log_every < 0:
+        raise ValueError(f"log_every must be >= 0, got {log_every}")
+    dev = model.base_b[0].device
+    images = images.to(dev, torch.float32)
+    with torch.no_grad():
+        layers = [(w.contiguous(), b.contiguous()) for w, b in model(images)]
+    net = Strainer.from_layers(layers, w0=model.config["w0"], shared=0, backend=model.backend,
+                               precision=model.precision).to(dev)
+    h, w = images.shape[1:3]
+    result = FitResult(model=net)
+    steps = steps if tto else 0
+    name = model.kind + ("-tto" if tto else "")
+    train(net, image_mse(net, images), steps, lr=lr,
+          callbacks=[_Curves(result, coord_grid(h, w).to(dev), (h, w), images),
+                     Stabilize(stabilize)],
+          log_every=log_every or steps, progress=progress and steps > 0,
+          desc=desc or f"fit {name}")
+    return result
