@@ -9,7 +9,7 @@ The Python API in a few names (shapes: images [S, H, W, C] in [0, 1])::
     result = fit_many(test_images, encoder, steps=300)   # or fit(image, encoder)
     superres(lowres, scale=4, init=encoder); denoise(noisy, encoder, clean=clean)
     pretrain_occupancy(volumes) / fit_occupancy(volume, encoder)
-    model = train_generalizable("transinr", size=64)      # TransINR / IPC baselines
+    model = train_generalizable("transinr", size=32)      # TransINR / IPC baselines
     fit_generalizable(test_images, model, tto=True)
 """
 

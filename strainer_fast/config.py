@@ -164,7 +164,7 @@ class CompareJob:
     gen_checkpoints: str | None = opt(None, "trained models for the transinr / ipc methods, "
                                       "e.g. transinr=T.pt,ipc=I.pt (default: train them on the "
                                       "embedded MRI slice set, cached)", metavar="KIND=PT,...")
-    gen_steps: int = opt(2000, "training steps of a transinr / ipc model trained here", min=1)
+    gen_steps: int = opt(1000, "training steps of a transinr / ipc model trained here", min=1)
     runtime: Runtime = _part(Runtime)
 
 
@@ -175,16 +175,16 @@ class GeneralizableJob:
 
     kind: str = opt(None, "model", required=True, choices=("transinr", "ipc"))
     out: str = opt(None, "checkpoint file to write (.pt)", required=True)
-    size: int = opt(64, "image side (px)", min=1)
-    model: NetConfig = _part(NetConfig, width=256, layers=6, w0=30.0)
-    dim: int = opt(256, "transformer width", min=1)
+    size: int = opt(32, "image side (px)", min=1)
+    model: NetConfig = _part(NetConfig, width=64, layers=6, w0=30.0)
+    dim: int = opt(128, "transformer width", min=1)
     depth: int = opt(4, "transformer blocks", min=1)
     heads: int = opt(4, "attention heads", min=1)
     patch: int = opt(8, "patch side (px)", min=1)
-    groups: int = opt(32, "TransINR: weight tokens per hyponet layer", min=1)
-    rank: int = opt(32, "IPC: rank of the modulated weight (= weight tokens)", min=1)
-    train: PretrainConfig = _part(PretrainConfig, steps=2000)
-    batch: int = opt(8, "images per step", min=1)
+    groups: int = opt(8, "TransINR: weight tokens per hyponet layer", min=1)
+    rank: int = opt(16, "IPC: rank of the modulated weight (= weight tokens)", min=1)
+    train: PretrainConfig = _part(PretrainConfig, steps=1000)
+    batch: int = opt(16, "images per step", min=1)
     points: int = opt(0, "random pixels per step (0: all)", min=0)
     checkpoint_every: int = opt(0, "save the training state every K steps to OUT.state/ "
                                 "(0: never)", min=0, metavar="K")

@@ -116,7 +116,7 @@ def compare(train: torch.Tensor, test: torch.Tensor, methods: Sequence[str], *,
             log_every: int = 100, stabilize: str = "off", seed: int = 0,
             device: str = "auto", backend: str = "auto", precision: str = "exact",
             progress: bool = True, verbose: bool = True,
-            generalizable: dict | None = None, generalizable_steps: int = 2000
+            generalizable: dict | None = None, generalizable_steps: int = 1000
             ) -> dict[str, FitResult]:
     """Fits all ``test`` images [K, H, W, C] from each method's init (paper Fig. 2);
     returns method -> result. Methods: siren, siren-ft (fitted to ``train[0]``), meta /

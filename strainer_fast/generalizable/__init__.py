@@ -3,7 +3,7 @@ Wang, ECCV 2022) and IPC (Kim et al., CVPR 2023). A transformer reads an image's
 predicts the weights of a sine-MLP hyponet of the library's shape; test-time optimisation
 (TTO) then fits every hyponet weight from the prediction on the fused ops.
 
-    model = train_generalizable("transinr", size=64, steps=2000, out="transinr.pt")
+    model = train_generalizable("transinr", size=32, steps=1000, out="transinr.pt")
     model = load_generalizable("transinr.pt")
     ff = fit_generalizable(test, model, tto=False)          # feed-forward only
     tto = fit_generalizable(test, model, steps=300)         # + TTO from the prediction

@@ -32,8 +32,8 @@ class GeneralizableINR(nn.Module):
 
     kind = ""
 
-    def __init__(self, *, size: int, channels: int = 1, width: int = 256, layers: int = 6,
-                 w0: float = 30.0, dim: int = 256, depth: int = 4, heads: int = 4,
+    def __init__(self, *, size: int, channels: int = 1, width: int = 64, layers: int = 6,
+                 w0: float = 30.0, dim: int = 128, depth: int = 4, heads: int = 4,
                  patch: int = 8, seed: int = 0, backend: str = "auto",
                  precision: str = "exact") -> None:
         super().__init__()

@@ -32,7 +32,7 @@ class IPC(GeneralizableINR):
 
     kind = "ipc"
 
-    def __init__(self, *, rank: int = 32, modulated: int = 1, **kwargs) -> None:
+    def __init__(self, *, rank: int = 16, modulated: int = 1, **kwargs) -> None:
         self._rank, self._modulated = rank, modulated
         super().__init__(**kwargs)
         self.config.update(rank=rank, modulated=modulated)

@@ -41,18 +41,18 @@ def train_generalizable(
     kind: str,
     images: torch.Tensor | None = None,
     *,
-    size: int = 64,
-    width: int = 256,
+    size: int = 32,
+    width: int = 64,
     layers: int = 6,
     w0: float = 30.0,
-    dim: int = 256,
+    dim: int = 128,
     depth: int = 4,
     heads: int = 4,
     patch: int = 8,
-    groups: int = 32,
-    rank: int = 32,
-    steps: int = 2000,
-    batch: int = 8,
+    groups: int = 8,
+    rank: int = 16,
+    steps: int = 1000,
+    batch: int = 16,
     points: int = 0,
     lr: float = 1e-4,
     max_shift: int | None = None,
@@ -71,7 +71,8 @@ def train_generalizable(
     the batch of each image's MSE, on all pixels (``points`` = 0) or on ``points`` random
     pixels shared by the batch. Architecture: ``width``/``layers``/``w0`` (hyponet),
     ``dim``/``depth``/``heads``/``patch`` (transformer), ``groups`` (TransINR) or ``rank``
-    (IPC).
+    (IPC). The defaults are the reduced scale of ``benchmarks/repro/table3_generalizable.py``
+    (sized for a 2-core CPU).
 
     Returns the trained model (on the device; ``model.meta``: steps, wall time, the mean
     feed-forward PSNR on the 2 validation slices of ``data.validation_split()``); with

@@ -31,7 +31,7 @@ class TransINR(GeneralizableINR):
 
     kind = "transinr"
 
-    def __init__(self, *, groups: int = 32, **kwargs) -> None:
+    def __init__(self, *, groups: int = 8, **kwargs) -> None:
         self._groups = groups
         super().__init__(**kwargs)
         self.config["groups"] = groups
