@@ -11,6 +11,7 @@ from strainer_fast.data import coord_grid, to_target
 from strainer_fast.generalizable import (GEN_METHODS, IPC, TransINR, fit_generalizable,
                                          load_generalizable, load_slices, make_model, predict,
                                          save_generalizable, train_generalizable)
+from strainer_fast.generalizable.base import GeneralizableINR
 from strainer_fast.generalizable.data import augment
 from strainer_fast.generalizable.job import parse_checkpoints
 from strainer_fast.jobs import parse_methods
@@ -20,8 +21,10 @@ TINY = dict(size=16, width=16, layers=4, dim=32, depth=2, heads=2, patch=8)
 KINDS = {"transinr": dict(groups=4), "ipc": dict(rank=4)}
 
 
-def tiny(kind: str, seed: int = 0, **kw) -> sf.generalizable.GeneralizableINR:
-    return make_model(kind, **TINY, **KINDS[kind], seed=seed, **kw)
+def tiny(kind: str, seed: int = 0, **kw) -> GeneralizableINR:
+    model = make_model(kind, **TINY, **KINDS[kind], seed=seed, **kw)
+    assert isinstance(model, {"transinr": TransINR, "ipc": IPC}[kind])
+    return model
 
 
 @pytest.fixture(scope="module")
