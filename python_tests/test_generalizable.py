@@ -213,7 +213,11 @@ def test_cli_train_and_compare(tmp_path, slices):
             "--rank", "4", "--steps", "2", "--batch", "2", "--no-progress"]
     assert main(args) == 0
     assert load_generalizable(out).config["rank"] == 4
-    assert (tmp_path / "ipc.config.json").is_file()
+    again = tmp_path / "again.pt"
+    assert main(["run", str(tmp_path / "ipc.config.json"), "--out", str(again)]) == 0
+    for (k, a), (_, b) in zip(load_generalizable(out).state_dict().items(),
+                              load_generalizable(again).state_dict().items()):
+        torch.testing.assert_close(a, b, msg=k)
     test_dir = tmp_path / "test"
     test_dir.mkdir()
     from PIL import Image
