@@ -155,7 +155,7 @@ class CompareJob:
     out: str = opt(None, "output folder", required=True)
     methods: str = opt("siren,siren-ft,meta,strainer-1,strainer-10",
                        "comma list of siren, siren-ft, meta, meta-maml, meta-fomaml, "
-                       "meta-reptile, strainer-N")
+                       "meta-reptile, strainer-N, transinr, transinr-tto, ipc, ipc-tto")
     size: int = opt(178, "image side after crop/resize (px)", min=1)
     gray: bool = opt(False, "convert colour images to grayscale")
     model: ModelConfig = _part(ModelConfig, width=256, layers=6, shared=5, w0=30.0)
