@@ -159,6 +159,26 @@ def test_checkpoint_errors(tmp_path):
         load_generalizable(tmp_path / "damaged.pt")
 
 
+class _Payload:
+    """Unpickling this touches ``marker``: code execution if it ever runs."""
+
+    def __init__(self, marker) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (type(self.marker).touch, (self.marker,))
+
+
+def test_malicious_checkpoint_is_refused(tmp_path):
+    marker = tmp_path / "pwned"
+    path = tmp_path / "evil.pt"
+    torch.save({"format": "strainer_fast/generalizable/1", "kind": "ipc",
+                "x": _Payload(marker)}, path)
+    with pytest.raises(ValueError, match="not a readable checkpoint"):
+        load_generalizable(path)
+    assert not marker.exists()
+
+
 def test_compare_methods(slices):
     assert parse_methods("siren,transinr,transinr-tto,ipc,ipc-tto") == [
         "siren", *GEN_METHODS]
