@@ -1,8 +1,8 @@
 """Command line, generated from the job configs (``config``): one flag per config field.
 
 ``strainer-fast {pretrain,fit,compare,demo,superres,denoise,occupancy {pretrain,fit,demo},
-generalizable train,run}``; also ``python -m strainer_fast``. ``run CONFIG.json`` re-runs the job a command
-wrote. Errors on bad input print one line to stderr and exit with status 2.
+generalizable train,run}``; also ``python -m strainer_fast``. ``run CONFIG.json`` re-runs
+the job a command wrote. Errors on bad input print one line to stderr and exit with status 2.
 """
 
 from __future__ import annotations

@@ -38,7 +38,8 @@ from .train import Checkpointer
 __all__ = ["compare", "parse_methods", "check_methods", "runtime_kwargs", "use_encoder", "cached_encoder",
            "mri_encoder", "pretrain_job", "fit_job", "compare_job", "demo_job", "METHODS"]
 
-METHODS = ("siren", "siren-ft", "meta", "meta-maml", "meta-fomaml", "meta-reptile", *GEN_METHODS)
+METHODS = ("siren", "siren-ft", "meta", "meta-maml", "meta-fomaml", "meta-reptile",
+           *GEN_METHODS)
 
 
 def runtime_kwargs(rt: Runtime) -> dict:
