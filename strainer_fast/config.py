@@ -23,11 +23,11 @@ import torch
 from .models import resolve_device
 
 __all__ = ["opt", "Runtime", "NetConfig", "ModelConfig", "PretrainConfig", "FitConfig",
-           "PretrainJob", "FitJob", "CompareJob", "GeneralizableJob", "DemoJob", "ImageTaskJob",
-           "SuperresJob", "DenoiseJob", "OccupancyPretrainJob", "OccupancyFitting", "OccupancyFitJob",
-           "OccupancyDemoJob", "PRESETS", "apply_defaults", "preset", "validate", "to_dict",
-           "from_dict", "write_config", "read_config", "flat_fields", "get", "put",
-           "CONFIG_FORMAT"]
+           "PretrainJob", "FitJob", "CompareJob", "GeneralizableJob", "DemoJob",
+           "ImageTaskJob", "SuperresJob", "DenoiseJob", "OccupancyPretrainJob",
+           "OccupancyFitting", "OccupancyFitJob", "OccupancyDemoJob", "PRESETS",
+           "apply_defaults", "preset", "validate", "to_dict", "from_dict", "write_config",
+           "read_config", "flat_fields", "get", "put", "CONFIG_FORMAT"]
 
 CONFIG_FORMAT = "strainer_fast/config/1"
 
