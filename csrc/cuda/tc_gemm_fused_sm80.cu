@@ -124,7 +124,7 @@ struct Gate<TcKind::kBf16> {
       Acc, ZIn, Compute<SineFn>, Store<bf16>, Compute<GateFn>, Store<bf16>>;
   using Layout = LayoutRR;
 
-  static typename Graph::Arguments args(const TcGemm& g, const TcFused& f) {
+  static typename Graph::Arguments args(const TcGemm&, const TcFused& f) {  // D unused
     return {{},
             {const_cast<float*>(f.z_in), 0.0f, {f.ldz, _1{}, f.batch_z}},
             {},
