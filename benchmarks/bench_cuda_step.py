@@ -181,6 +181,15 @@ def layer_timings(points: int, precisions: list[str], repeats: int) -> dict:
     return rows
 
 
+def sm90_launches() -> dict[str, int]:
+    """GEMMs the sm_90a (wgmma + TMA) kernels have run so far in this process, forward and
+    backward (-1 each when the build lacks them)."""
+    from strainer_fast import _C
+
+    return {"forward": _C.cuda_sm90_forward_launches(),
+            "backward": _C.cuda_sm90_backward_launches()}
+
+
 def run_variant(variant: Variant, points_side: int, repeats: int) -> dict:
     lin = torch.linspace(-1, 1, points_side, device="cuda")
     coords = torch.stack(torch.meshgrid(lin, lin, indexing="ij"), -1).reshape(-1, 2)
@@ -200,7 +209,13 @@ def run_variant(variant: Variant, points_side: int, repeats: int) -> dict:
         first = time.perf_counter() - t0
         base = torch.cuda.memory_allocated()
         torch.cuda.reset_peak_memory_stats()
+        before = sm90_launches()
         r = cuda_time(step, repeats)
+        after = sm90_launches()
+        calls = repeats + 4  # cuda_time: one first call, 3 warm-up calls, the timed ones
+        # which kernels the timing measured: sm_90a GEMMs per step (0 off Hopper, -1 unbuilt)
+        r["sm90_gemms_per_step"] = {k: (after[k] - before[k]) / calls if before[k] >= 0 else -1
+                                    for k in before}
         r["first_call_s"] = first
         r["peak_bytes_above_state"] = torch.cuda.max_memory_allocated() - base
     finally:

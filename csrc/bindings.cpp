@@ -25,7 +25,8 @@ TORCH_LIBRARY(strainer_fast, m) {
 
 #ifdef STRAINER_FAST_WITH_CUDA
 namespace strainer_fast::cuda {
-int64_t sm90_forward_launches();  // fused_mlp_cuda.cu
+int64_t sm90_forward_launches();   // fused_mlp_cuda.cu
+int64_t sm90_backward_launches();  // fused_mlp_cuda.cu
 }  // namespace strainer_fast::cuda
 #endif
 
@@ -33,6 +34,13 @@ namespace {
 int64_t cuda_sm90_forward_launches() {
 #ifdef STRAINER_FAST_WITH_CUDA
   return strainer_fast::cuda::sm90_forward_launches();
+#else
+  return -1;
+#endif
+}
+int64_t cuda_sm90_backward_launches() {
+#ifdef STRAINER_FAST_WITH_CUDA
+  return strainer_fast::cuda::sm90_backward_launches();
 #else
   return -1;
 #endif
@@ -55,6 +63,9 @@ PYBIND11_MODULE(_C, m) {
   m.def("cuda_sm90_forward_launches", &cuda_sm90_forward_launches,
         "Fused forward GEMMs run by the sm_90a (wgmma + TMA) kernel so far; -1 when this "
         "build lacks it.");
+  m.def("cuda_sm90_backward_launches", &cuda_sm90_backward_launches,
+        "Backward GEMMs (dX with the cos gate, bf16 dW) run by the sm_90a kernels so far; -1 "
+        "when this build lacks them.");
   m.def("cpu_has_native_bf16", &cpu_has_native_bf16,
         "True when this CPU has bf16 dot-product instructions (AVX512-BF16 or AMX).");
   m.def("cpu_cache_bytes", &strainer_fast::cpu::cached_bytes,

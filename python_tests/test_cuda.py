@@ -439,3 +439,61 @@ def test_sm90_forward_taken_and_matches_sm80(precision, monkeypatch):
             for g, r in zip(grads, ref_grads)]
     for e90, e80 in zip(errors["1"], errors["0"]):
         assert e90 < max(2 * e80, 1e-3)
+
+
+# (signals, shared x, widths, precision, sm_90a backward GEMMs expected per backward); signals
+# None: the device's SM count, so that the dW GEMMs go out as one batched launch per layer
+SM90_BACKWARD_CASES = [
+    # dX with the gate into layers 1 and 2 (layer 3's dX has K = 3: not 16-byte aligned)
+    (3, False, (2, 64, 128, 64, 3), "tf32", 2),
+    # gates into layers 2 and 3's inputs; dW of layers 1-3, one split-K launch per signal
+    # (3 signals x at most 2 tiles are far below the SM count)
+    (3, False, (2, 64, 128, 64, 3), "bf16", 2 + 3 * 3),
+    # gate into layer 1 only (layer 0 is the concatenated shared-input layer); dW of layers
+    # 1-2 per signal and layer 0 as one GEMM over the concatenated rows (x's bf16 copy
+    # carries the ones column)
+    (3, True, (32, 64, 64, 3), "bf16", 1 + 2 * 3 + 1),
+    # gate into layer 1 (layer 0 is an ATen layer); dW of layers 1-2 as one batched launch each
+    (None, False, (2, 64, 64, 3), "bf16", 1 + 2),
+]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available() or torch.cuda.get_device_capability() != (9, 0),
+                    reason="the sm_90a kernels run on cc 9.0 devices only")
+@pytest.mark.parametrize("signals, shared, widths, precision, expected", SM90_BACKWARD_CASES,
+                         ids=lambda v: str(v).replace(" ", ""))
+def test_sm90_backward_taken_and_matches_sm80(signals, shared, widths, precision, expected,
+                                              monkeypatch):
+    """On a cc 9.0 device the backward's dX GEMMs with the cos gate (tf32: transposed W', bf16:
+    W' as is) and the bf16 dW GEMMs (deterministic split-K: N = 5000 takes 2 slices; batched
+    when the signals fill the GPU) run on the wgmma + TMA kernels (their launch counter moves by
+    the expected count), the gradients (bias gradients from the dW GEMM's ones column) are as
+    close to the fp64 reference as the sm80 kernels' (STRAINER_FAST_CUDA_SM90=0), and two runs
+    are bitwise equal."""
+    from strainer_fast import _C
+
+    if _C.cuda_sm90_backward_launches() < 0:
+        pytest.fail("cc 9.0 device but the build lacks the sm_90a kernels (archs without 90a?)")
+    if signals is None:
+        signals = torch.cuda.get_device_properties(0).multi_processor_count
+    x, w, b, om = make_net(signals, 5000, widths, shared, torch.float32)
+    to64 = lambda ts: [t.detach().double().requires_grad_() for t in ts]  # noqa: E731
+    ref_out, ref_grads = run(to64([x])[0], to64(w), to64(b), om, True, "reference")
+    errors = {}
+    for sm90 in ("1", "0"):
+        monkeypatch.setenv("STRAINER_FAST_CUDA_SM90", sm90)
+        run(x, w, b, om, True, "cuda", precision=precision)  # self-check, warm-up
+        torch.cuda.synchronize()
+        before = _C.cuda_sm90_backward_launches()
+        out, grads = run(x, w, b, om, True, "cuda", precision=precision)
+        torch.cuda.synchronize()
+        launches = _C.cuda_sm90_backward_launches() - before
+        assert launches == (expected if sm90 == "1" else 0)
+        errors[sm90] = [((g.double() - r).norm() / r.norm().clamp_min(1e-12)).item()
+                        for g, r in zip(grads, ref_grads)]
+        if sm90 == "1":
+            _, again = run(x, w, b, om, True, "cuda", precision=precision)
+            for a, e in zip(grads, again):
+                assert torch.equal(a, e)
+    for e90, e80 in zip(errors["1"], errors["0"]):
+        assert e90 < max(2 * e80, 1e-3)

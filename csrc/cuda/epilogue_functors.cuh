@@ -33,9 +33,15 @@ struct SineFn<cutlass::Array<float, N>> {
   }
 };
 
-// dz = dh * cos z.
+// dz = dh * cos z. Scalar form for Sm90Compute (as SineFn's); both epilogues use the Array form.
 template <class T>
-struct GateFn;
+struct GateFn {
+  CUTLASS_DEVICE T operator()(T const& dh, T const& z) const {
+    T s, c;
+    sincos_accurate(z, s, c);
+    return dh * c;
+  }
+};
 template <int N>
 struct GateFn<cutlass::Array<float, N>> {
   CUTLASS_DEVICE cutlass::Array<float, N> operator()(cutlass::Array<float, N> const& dh,

@@ -8,7 +8,16 @@
 //             fused epilogue); the first layer with <= 4 inputs is one small kernel.
 //   backward  dh = dz_l W' (GEMM), then dz_{l-1} = dh * cos z_{l-1} and
 //             h_{l-1} = sin z_{l-1} in one gate kernel (or the GEMM's fused epilogue);
-//             dW_l = w0 dz_l^T h_{l-1} (GEMM), db_l = w0 * column sums of dz_l (ATen).
+//             [dW_l | db_l] = w0 dz_l^T [h_{l-1} | 1] (one GEMM).
+// Bias gradients: the dW GEMM's activation operand (written by the backward anyway: the
+// gate's sin z, or x's bf16 copy) carries a ones column after the activations (and zeros
+// up to its padded leading dimension), so db = w0 * column sums of dz comes out of the
+// same GEMM as column `in` of dW, deterministic, in every mode (ATen, sm80, sm90). Cost:
+// one more output column, which is one more 128-wide tile column where the input width
+// is a multiple of 128 (the dW GEMM then computes up to 1.5x its useful FLOPs at width
+// 256). A layer-0 input x that the backward would not copy (fp32/fp64, not bf16) gets
+// a ones-column copy only when that is narrow next to dz (2 in + 1 <= dW rows, e.g.
+// coordinates into a wide first layer); otherwise db is one fixed-order ATen reduction.
 // A shared input x [N, in] meets the S signals' first layers as ONE GEMM against
 // their concatenated weights [S * out, in]; its gradients (dz in the concatenated
 // layout [N, S * out]) are one GEMM each for dW and dX.
@@ -18,7 +27,11 @@
 // kLowpMinInput: ATen (cuBLAS SGEMM/DGEMM) with TF32 disabled for these calls whatever
 // the global setting. Precision 2 (tf32) / 1 (bf16), float32, sm_80+: CUTLASS
 // tensor-core GEMMs (tc_gemm.h) with fp32 accumulation; bf16 operands live in
-// buffers whose rows are padded to 8 elements with zeros.
+// buffers whose rows are padded to 8 elements with zeros, and a bf16 layer's dz exists
+// only as that operand. On cc 9.0 devices (sm_90a kernels built, STRAINER_FAST_CUDA_SM90
+// not "0") the fused forward, the dX GEMM with the gate and the bf16 dW GEMM run on the
+// wgmma + TMA kernels where they take the problem, else on the sm80 kernels; tf32's dX
+// reads a transposed copy of W' there (tf32 wgmma operands are K-major only).
 #include <ATen/ATen.h>
 #include <ATen/Context.h>
 #include <c10/cuda/CUDAException.h>
@@ -49,6 +62,7 @@ constexpr int64_t kSplitMinDepth = 2048;  // points per serial split-K slice, at
 enum class Gemm { kAten, kTf32, kBf16 };
 
 int64_t round8(int64_t v) { return (v + 7) / 8 * 8; }
+int64_t round4(int64_t v) { return (v + 3) / 4 * 4; }
 
 // A function, not the macro: launcher calls carry template argument lists (commas).
 void cuda_ok(cudaError_t err) { C10_CUDA_CHECK(err); }
@@ -59,8 +73,10 @@ int device_attribute(cudaDeviceAttr attr, int device) {
   return value;
 }
 
-// Fused forward GEMMs run by the sm_90a kernel, for tests (cuda_sm90_forward_launches).
+// GEMMs run by the sm_90a kernels, for tests (cuda_sm90_forward_launches: the fused
+// forward; cuda_sm90_backward_launches: the dX-with-gate and bf16 dW GEMMs).
 std::atomic<int64_t> g_sm90_forward_launches{0};
+std::atomic<int64_t> g_sm90_backward_launches{0};
 
 // The sm_90a kernels are in this binary and STRAINER_FAST_CUDA_SM90 is not "0" (which
 // forces the sm80 kernels, e.g. to compare both).
@@ -77,7 +93,7 @@ struct Plan {
   int device;
   cudaStream_t stream;
   int sms;
-  bool sm90;  // the sm_90a fused forward may run: cc 9.0, kernels built, not disabled
+  bool sm90;  // the sm_90a kernels may run: cc 9.0, kernels built, not disabled
   std::vector<Gemm> gemm;  // per layer
   TensorVec wf;            // W' [S, out, in], contiguous, T
   TensorVec wlo;           // bf16 layers: W' as bf16, [S, round8(out), round8(in)] zero-padded
@@ -148,21 +164,32 @@ TcKind tf32_kind(std::initializer_list<int64_t> extents, std::initializer_list<c
   return TcKind::kTf32;
 }
 
-// Runs a tensor-core GEMM; `split` allows serial split-K (single-batch problems only).
+// Runs a tensor-core GEMM, on the sm_90a kernel where plan.sm90 and it takes the problem
+// (bf16 dW), else on the sm80 one; `split` allows deterministic split-K (single-batch
+// problems only; both kernels' tiles are 128 x 128).
+template <typename T>
 void run_tc(TcKind kind, TcLayout layout, TcGemm p, bool split, const at::Tensor& like,
-            int sms, cudaStream_t stream) {
+            const Plan<T>& plan) {
   if (split && p.batches == 1) {
     const int64_t tiles = ((p.m + 127) / 128) * ((p.n + 127) / 128);
-    const int64_t want = (2 * sms + tiles - 1) / tiles;
+    const int64_t want = (2 * plan.sms + tiles - 1) / tiles;
     const int64_t most = std::max<int64_t>(1, p.k / kSplitMinDepth);
     p.splits = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>({want, most, 32})));
   }
-  const size_t bytes = tc_gemm_workspace_bytes(kind, layout, p);
+  const bool sm90 = plan.sm90 && tc_gemm_sm90_can_run(kind, layout, p);
+  const size_t bytes = sm90 ? tc_gemm_sm90_workspace_bytes(kind, layout, p)
+                            : tc_gemm_workspace_bytes(kind, layout, p);
   at::Tensor workspace;
   if (bytes > 0) {
     workspace = at::empty({static_cast<int64_t>(bytes)}, like.options().dtype(at::kByte));
   }
-  check_tc(tc_gemm_run(kind, layout, p, bytes > 0 ? workspace.data_ptr() : nullptr, stream));
+  void* ws = bytes > 0 ? workspace.data_ptr() : nullptr;
+  if (sm90) {
+    check_tc(tc_gemm_sm90_run(kind, layout, p, ws, plan.stream));
+    g_sm90_backward_launches.fetch_add(1, std::memory_order_relaxed);
+  } else {
+    check_tc(tc_gemm_run(kind, layout, p, ws, plan.stream));
+  }
 }
 
 template <typename T>
@@ -179,7 +206,8 @@ Act<const T> cact_of(const at::Tensor& t, int64_t points, int64_t ld) {
 struct Operand {
   at::Tensor t;
   int64_t ld = 0;
-  bool lo = false;  // bf16
+  bool lo = false;    // bf16
+  bool ones = false;  // column `width` holds ones (new_dw_operand)
 };
 
 Operand new_operand(const at::Tensor& like, int64_t S, int64_t N, int64_t width, bool lo,
@@ -195,6 +223,21 @@ Operand new_operand(const at::Tensor& like, int64_t S, int64_t N, int64_t width,
     const auto opts = lo ? like.options().dtype(at::kBFloat16) : like.options();
     o.t = o.ld != width ? at::zeros({S, N, o.ld}, opts) : at::empty({S, N, o.ld}, opts);
   }
+  return o;
+}
+
+// The dW GEMM's activation operand [S, N, ld]: columns [0, width) for the activations
+// (written by the caller), column `width` ones, the rest zeros, so that dW_ext = dz^T [h, 1]
+// carries db = column sums of dz as its column `width`. ld = width + 1 rounded up to 8
+// (bf16) or 4 (fp32/fp64) elements.
+Operand new_dw_operand(const at::Tensor& like, int64_t S, int64_t N, int64_t width, bool lo) {
+  Operand o;
+  o.lo = lo;
+  o.ones = true;
+  o.ld = lo ? round8(width + 1) : round4(width + 1);
+  o.t = at::empty({S, N, o.ld}, lo ? like.options().dtype(at::kBFloat16) : like.options());
+  o.t.select(2, width).fill_(1);
+  if (o.ld > width + 1) o.t.narrow(2, width + 1, o.ld - width - 1).zero_();
   return o;
 }
 
@@ -330,7 +373,7 @@ std::tuple<at::Tensor, TensorVec> forward_impl(const at::Tensor& x_in, at::Tenso
             fused = true;
           }
         }
-        if (!fused) run_tc(kind, TcLayout::kRC, p, false, x, plan.sms, plan.stream);
+        if (!fused) run_tc(kind, TcLayout::kRC, p, false, x, plan);
       }
       if (fused) {
         if (save) z_save = zbuf;
@@ -371,8 +414,9 @@ std::tuple<at::Tensor, TensorVec, TensorVec> backward_impl(
   for (const auto& t : saved_in) z.push_back(t.contiguous());
   const at::Tensor grad = grad_in.contiguous();
 
-  // dz of the current layer: fp32/fp64 (contiguous [S, N, wo] or concatenated [N, S * wo])
-  // plus, for a bf16 layer, its bf16 GEMM operand.
+  // dz of the current layer as its GEMMs' operand: T (contiguous [S, N, wo] or
+  // concatenated [N, S * wo]) for ATen and tf32 layers; bf16 (dz_lo) for bf16 layers,
+  // which need no T copy (their db comes out of the dW GEMM too).
   at::Tensor dz;
   Operand dz_lo;
   auto make_dz_lo = [&](int64_t l) {
@@ -381,27 +425,30 @@ std::tuple<at::Tensor, TensorVec, TensorVec> backward_impl(
   {
     const int64_t l = L - 1, wo = w[L];
     const bool cat = plan.concat(l);
-    const bool lo = plan.gemm[l] == Gemm::kBf16;
+    const bool sine = g.sine(l, last_linear);
     const Shape3 sh{S, N, wo};
-    if (lo) dz_lo = make_dz_lo(l);
-    const Act<bf16> lo_act = lo ? operand_act<bf16>(dz_lo, N, wo, cat) : Act<bf16>{};
-    if (g.sine(l, last_linear) || cat) {
+    const Act<const T> grad_act = cact_of<T>(grad, N, wo);
+    if (plan.gemm[l] == Gemm::kBf16) {
+      dz_lo = make_dz_lo(l);
+      const Act<bf16> lo_act = operand_act<bf16>(dz_lo, N, wo, cat);
+      if (sine) {
+        cuda_ok(launch_gate<T, bf16>(grad_act, z[l].template data_ptr<T>(), sh, Act<T>{}, lo_act,
+                                     Act<bf16>{}, plan.stream));
+      } else {
+        cuda_ok(launch_copy<T, bf16>(grad_act, sh, lo_act, plan.stream));
+      }
+    } else if (sine || cat) {
       dz = cat ? at::empty({N, S * wo}, opts) : at::empty({S, N, wo}, opts);
       T* dp = dz.template data_ptr<T>();
       const Act<T> dz_act = cat ? Act<T>{dp, wo, S * wo} : act_contiguous(dp, N, wo);
-      if (g.sine(l, last_linear)) {
-        cuda_ok(launch_gate<T, bf16>(cact_of<T>(grad, N, wo), z[l].template data_ptr<T>(),
-                                            sh, dz_act, lo_act, Act<bf16>{}, plan.stream));
+      if (sine) {
+        cuda_ok(launch_gate<T, T>(grad_act, z[l].template data_ptr<T>(), sh, dz_act, Act<T>{},
+                                  Act<T>{}, plan.stream));
       } else {
-        cuda_ok(launch_copy<T, T>(cact_of<T>(grad, N, wo), sh, dz_act, plan.stream));
-        if (lo) cuda_ok(launch_copy<T, bf16>(cact_of<T>(grad, N, wo), sh, lo_act,
-                                                    plan.stream));
+        cuda_ok(launch_copy<T, T>(grad_act, sh, dz_act, plan.stream));
       }
     } else {
       dz = grad;
-      if (lo) {
-        cuda_ok(launch_copy<T, bf16>(cact_of<T>(grad, N, wo), sh, lo_act, plan.stream));
-      }
     }
   }
 
@@ -413,24 +460,22 @@ std::tuple<at::Tensor, TensorVec, TensorVec> backward_impl(
     const double scale = plan.scale(l, omegas);
     const int64_t rows = cat ? S * wo : wo;  // dW rows of one GEMM
 
-    // Input of layer l as the dW GEMM's operand: x (or its bf16 copy), else sin z_{l-1}
-    // written by the gate (fused into the dX GEMM, or a separate kernel) below.
+    // Input of layer l as the dW GEMM's operand, with the ones column (new_dw_operand):
+    // sin z_{l-1} written by the gate (fused into the dX GEMM, or a separate kernel) below;
+    // for l = 0 a copy of x (or x itself, see there).
     Operand in;
     at::Tensor dz_prev;
     Operand dz_prev_lo;
     if (l > 0) {
       const bool cat_prev = plan.concat(l - 1);
       const bool lo_prev = plan.gemm[l - 1] == Gemm::kBf16;
-      // dh = dz_l W'_l: [S, N, ld_dh]
-      at::Tensor dh;
-      int64_t ld_dh = wi;
+      in = new_dw_operand(x, S, N, wi, lo);
+      if (lo_prev) dz_prev_lo = make_dz_lo(l - 1);
       bool gated = false;  // the dX GEMM's epilogue did the gate below itself
       if (eng != Gemm::kAten && !cat_prev && lo == lo_prev) {
-        // dz_{l-1} = (dz_l W'_l) * cos z_{l-1} -> dz_prev (and its bf16 operand copy),
+        // dz_{l-1} = (dz_l W'_l) * cos z_{l-1} -> dz_prev (tf32) or its bf16 operand,
         // sin z_{l-1} -> layer l's dW operand, in the GEMM's epilogue.
-        dz_prev = at::empty({S, N, wi}, opts);
-        in = new_operand(x, S, N, wi, lo, false);
-        if (lo_prev) dz_prev_lo = make_dz_lo(l - 1);
+        if (!lo) dz_prev = at::empty({S, N, wi}, opts);
         TcGemm p;
         p.m = static_cast<int>(N);
         p.n = static_cast<int>(wi);
@@ -441,7 +486,7 @@ std::tuple<at::Tensor, TensorVec, TensorVec> backward_impl(
         p.b = lo ? ptr(plan.wlo[l]) : ptr(plan.wf[l]);
         p.ldb = lo ? round8(wi) : wi;
         p.batch_b = lo ? round8(wo) * round8(wi) : wo * wi;
-        p.d = dz_prev.template data_ptr<float>();
+        p.d = lo ? nullptr : dz_prev.template data_ptr<float>();
         p.ldd = wi;
         p.batch_d = N * wi;
         p.batches = static_cast<int>(S);
@@ -452,7 +497,7 @@ std::tuple<at::Tensor, TensorVec, TensorVec> backward_impl(
         f.h = in.t.data_ptr();
         f.ldh = in.ld;
         f.batch_h = N * in.ld;
-        if (lo_prev) {
+        if (lo) {
           f.d_lo = dz_prev_lo.t.data_ptr();
           f.ld_lo = dz_prev_lo.ld;
           f.batch_lo = N * dz_prev_lo.ld;
@@ -461,12 +506,34 @@ std::tuple<at::Tensor, TensorVec, TensorVec> backward_impl(
             lo ? TcKind::kBf16
                : tf32_kind({p.k, p.n, p.lda, p.ldb, p.ldd, p.batch_a, p.batch_b, p.batch_d},
                            {p.a, p.b, p.d});
-        if (tc_gemm_fused_can_run(kind, TcEpilogue::kGate, p, f)) {
+        if (plan.sm90 && kind != TcKind::kTf32Align1) {
+          // tf32 wgmma reads B K-major only: B = W'^T, a [S, wi, wo] copy made here (once
+          // per layer and backward call; width x width per signal). bf16 reads W' itself.
+          TcGemm q = p;
+          TcLayout layout = TcLayout::kRR;
+          at::Tensor wt;
+          if (!lo) {
+            wt = plan.wf[l].transpose(1, 2).contiguous();
+            q.b = ptr(wt);
+            q.ldb = wo;
+            q.batch_b = wi * wo;
+            layout = TcLayout::kRC;
+          }
+          if (tc_gemm_gate_sm90_can_run(kind, layout, q, f)) {
+            check_tc(tc_gemm_gate_sm90_run(kind, layout, q, f, plan.stream));
+            g_sm90_backward_launches.fetch_add(1, std::memory_order_relaxed);
+            gated = true;
+          }
+        }
+        if (!gated && tc_gemm_fused_can_run(kind, TcEpilogue::kGate, p, f)) {
           check_tc(tc_gemm_fused_run(kind, TcEpilogue::kGate, p, f, plan.stream));
           gated = true;
         }
       }
       if (!gated) {
+        // dh = dz_l W'_l: [S, N, ld_dh]
+        at::Tensor dh;
+        int64_t ld_dh = wi;
         if (eng == Gemm::kAten) {
           dh = at::bmm(dz.view({S, N, wo}), plan.wf[l]);
         } else {
@@ -490,62 +557,74 @@ std::tuple<at::Tensor, TensorVec, TensorVec> backward_impl(
               lo ? TcKind::kBf16
                  : tf32_kind({p.k, p.n, p.lda, p.ldb, p.ldd, p.batch_a, p.batch_b, p.batch_d},
                              {p.a, p.b, p.d});
-          run_tc(kind, TcLayout::kRR, p, false, x, plan.sms, plan.stream);
+          run_tc(kind, TcLayout::kRR, p, false, x, plan);
         }
         // Gate: dz_{l-1} = dh * cos z_{l-1}; h_{l-1} = sin z_{l-1} as layer l's dW operand.
+        // dz_{l-1} in T unless layer l-1 is bf16 and layer l writes bf16 (then only its
+        // bf16 operand); a T gate above a bf16 layer writes T, then copies it to bf16.
         const Shape3 sh{S, N, wi};
-        dz_prev = cat_prev ? at::empty({N, S * wi}, opts)
-                  : ld_dh == wi ? dh  // in place
-                                : at::empty({S, N, wi}, opts);
-        T* dp = dz_prev.template data_ptr<T>();
-        const Act<T> dz_act = cat_prev ? Act<T>{dp, wi, S * wi} : act_contiguous(dp, N, wi);
-        // (a fused attempt the kernel declined has allocated these already)
-        if (!in.t.defined()) in = new_operand(x, S, N, wi, lo, false);
-        if (lo_prev && !dz_prev_lo.t.defined()) dz_prev_lo = make_dz_lo(l - 1);
+        Act<T> dz_act{};
+        if (!lo_prev || !lo) {
+          dz_prev = cat_prev ? at::empty({N, S * wi}, opts)
+                    : ld_dh == wi ? dh  // in place
+                                  : at::empty({S, N, wi}, opts);
+          T* dp = dz_prev.template data_ptr<T>();
+          dz_act = cat_prev ? Act<T>{dp, wi, S * wi} : act_contiguous(dp, N, wi);
+        }
         const T* zp = z[l - 1].template data_ptr<T>();
-        if (lo) {  // bf16 h operand (and possibly a bf16 dz operand)
+        if (lo) {  // bf16 h operand (and a bf16 dz operand for a bf16 layer below)
           cuda_ok(launch_gate<T, bf16>(
               cact_of<T>(dh, N, ld_dh), zp, sh, dz_act,
               lo_prev ? operand_act<bf16>(dz_prev_lo, N, wi, cat_prev) : Act<bf16>{},
               operand_act<bf16>(in, N, wi, false), plan.stream));
         } else {
           cuda_ok(launch_gate<T, T>(cact_of<T>(dh, N, ld_dh), zp, sh, dz_act, Act<T>{},
-                                           operand_act<T>(in, N, wi, false), plan.stream));
+                                    operand_act<T>(in, N, wi, false), plan.stream));
           if (lo_prev) {
             cuda_ok(launch_copy<T, bf16>(
                 Act<const T>{dz_act.p, dz_act.s_stride, dz_act.n_stride}, sh,
                 operand_act<bf16>(dz_prev_lo, N, wi, cat_prev), plan.stream));
           }
         }
+        if (lo_prev) dz_prev = at::Tensor();
       }
-    } else if (lo) {
+    } else if (lo || 2 * wi + 1 <= rows) {
+      // x into a ones-column operand: bf16 layers convert x anyway; otherwise only when
+      // writing the copy costs less than reading dz once more for db (x narrow next to dz,
+      // e.g. coordinates into a wide first layer).
       const int64_t sx = g.shared_x ? 1 : S;
-      in = new_operand(x, sx, N, wi, true, false);
-      cuda_ok(launch_copy(cact_of<T>(x, N, wi), Shape3{sx, N, wi},
-                                 operand_act<bf16>(in, N, wi, false), plan.stream));
+      in = new_dw_operand(x, sx, N, wi, lo);
+      const Shape3 sh{sx, N, wi};
+      if (lo) {
+        cuda_ok(launch_copy(cact_of<T>(x, N, wi), sh, operand_act<bf16>(in, N, wi, false),
+                            plan.stream));
+      } else {
+        cuda_ok(launch_copy(cact_of<T>(x, N, wi), sh, operand_act<T>(in, N, wi, false),
+                            plan.stream));
+      }
     } else {
       in.t = x;
       in.ld = wi;
     }
 
-    // dW_l = scale * dz_l^T in_l and db_l = scale * column sums of dz_l.
+    // dW_l = scale * dz_l^T in_l -> dw [B, M, in.ld] (B = 1 for the concatenated layout,
+    // M >= rows for bf16's padded rows). With the ones column, the same GEMM gives
+    // db_l = scale * column sums of dz_l as column wi.
+    at::Tensor dw;
     if (eng == Gemm::kAten) {
-      grad_w[l] = cat ? at::mm(dz.t(), x).view({S, wo, wi})
-                      : at::bmm(dz.view({S, N, wo}).transpose(1, 2), in.t.view({S, N, wi}));
-      if (scale != 1.0) grad_w[l].mul_(scale);
+      dw = cat ? at::mm(dz.t(), in.t.view({N, in.ld})).unsqueeze(0)
+               : at::bmm(dz.view({S, N, wo}).transpose(1, 2), in.t.view({S, N, in.ld}));
+      if (scale != 1.0) dw.mul_(scale);
     } else {
-      const int64_t m_eff = lo ? dz_lo.ld : rows;  // padded rows of the bf16 operand
-      const int64_t n_eff = lo ? in.ld : wi;
-      at::Tensor dw = lo ? at::empty({cat ? 1 : S, cat ? m_eff : round8(wo), n_eff}, opts)
-                         : at::empty({S, wo, wi}, opts);
       TcGemm p;
-      p.m = static_cast<int>(lo && !cat ? round8(wo) : m_eff);
-      p.n = static_cast<int>(n_eff);
+      p.m = static_cast<int>(lo ? (cat ? dz_lo.ld : round8(wo)) : rows);
+      p.n = static_cast<int>(in.ld);
       p.k = static_cast<int>(N);
       p.lda = lo ? dz_lo.ld : rows;
       p.ldb = in.ld;
-      p.ldd = n_eff;
+      p.ldd = in.ld;
       p.alpha = static_cast<float>(scale);
+      dw = at::empty({cat ? 1 : S, p.m, p.n}, opts);
       // Signals as one batched launch when they fill the GPU, else one launch per signal
       // with serial split-K over the points (fixed-order, deterministic).
       const int64_t per_signal = cat ? 1 : S;
@@ -567,23 +646,24 @@ std::tuple<at::Tensor, TensorVec, TensorVec> backward_impl(
             lo ? TcKind::kBf16
                : tf32_kind({p.m, p.n, p.lda, p.ldb, p.ldd, p.batch_a, p.batch_b, p.batch_d},
                            {p.a, p.b, p.d});
-        run_tc(kind, TcLayout::kCR, p, batches == 1, x, plan.sms, plan.stream);
+        run_tc(kind, TcLayout::kCR, p, batches == 1, x, plan);
       };
       if (batched) {
         launch_dw(0, static_cast<int>(per_signal));
       } else {
         for (int64_t s = 0; s < per_signal; ++s) launch_dw(s, 1);
       }
-      if (lo) {
-        grad_w[l] = cat ? dw.view({m_eff, n_eff}).narrow(0, 0, S * wo).narrow(1, 0, wi)
-                              .reshape({S, wo, wi}).contiguous()
-                        : dw.narrow(1, 0, wo).narrow(2, 0, wi).contiguous();
-      } else {
-        grad_w[l] = dw;
-      }
     }
-    grad_b[l] = cat ? dz.sum(0).view({S, wo}) : dz.view({S, N, wo}).sum(1);
-    if (scale != 1.0) grad_b[l].mul_(scale);
+    const at::Tensor dw3 = cat ? dw.view({dw.size(1), in.ld}).narrow(0, 0, S * wo)
+                                     .view({S, wo, in.ld})
+                               : dw.narrow(1, 0, wo);  // [S, wo, in.ld]
+    grad_w[l] = dw3.narrow(2, 0, wi).contiguous();
+    if (in.ones) {
+      grad_b[l] = dw3.select(2, wi).contiguous();
+    } else {  // x used in place: one fixed-order ATen reduction (no atomics)
+      grad_b[l] = cat ? dz.sum(0).view({S, wo}) : dz.view({S, N, wo}).sum(1);
+      if (scale != 1.0) grad_b[l].mul_(scale);
+    }
 
     if (l == 0) {
       if (need_x_grad) {
@@ -617,7 +697,7 @@ std::tuple<at::Tensor, TensorVec, TensorVec> backward_impl(
               lo ? TcKind::kBf16
                  : tf32_kind({p.k, p.n, p.lda, p.ldb, p.ldd, p.batch_a, p.batch_b, p.batch_d},
                              {p.a, p.b, p.d});
-          run_tc(kind, TcLayout::kRR, p, false, x, plan.sms, plan.stream);
+          run_tc(kind, TcLayout::kRR, p, false, x, plan);
           if (ld != wi) grad_x.copy_(dst.narrow(-1, 0, wi));
         }
       }
@@ -656,10 +736,13 @@ std::tuple<at::Tensor, TensorVec, TensorVec> fused_mlp_backward_cuda(
 
 }  // namespace
 
-// Fused forward GEMMs the sm_90a kernel has run in this process; -1 when this binary
-// lacks the sm_90a kernels. Declared in bindings.cpp.
+// GEMMs the sm_90a kernels have run in this process (fused forward; backward: dX with
+// the gate, bf16 dW); -1 when this binary lacks the sm_90a kernels. Declared in bindings.cpp.
 int64_t sm90_forward_launches() {
   return tc_sm90_built() ? g_sm90_forward_launches.load(std::memory_order_relaxed) : -1;
+}
+int64_t sm90_backward_launches() {
+  return tc_sm90_built() ? g_sm90_backward_launches.load(std::memory_order_relaxed) : -1;
 }
 
 TORCH_LIBRARY_IMPL(strainer_fast, CUDA, m) {

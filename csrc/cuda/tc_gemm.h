@@ -50,10 +50,10 @@ const char* tc_gemm_run(TcKind kind, TcLayout layout, const TcGemm& g, void* wor
 
 // ---- Fused epilogues (CUTLASS sm80 epilogue visitor trees) ----
 // The GEMM's D (g.d, ldd, batch_d; fp32) is written as below; the extra tensors of
-// TcFused share D's batch count. Operand kinds kTf32 (H and D_lo fp32) and kBf16 (bf16).
+// TcFused share D's batch count. Operand kinds kTf32 (H fp32) and kBf16 (H and D_lo bf16).
 //   kBiasSine (layout kRC, forward):  z = acc + bias[col] -> D;  h = sin z -> H.
-//   kGate     (layout kRR, backward): dz = acc * cos z_in -> D;  sin z_in -> H;
-//                                     kBf16 also dz -> D_lo (bf16), the next GEMM's operand.
+//   kGate     (layout kRR, backward): dz = acc * cos z_in;  sin z_in -> H;  dz -> D (kTf32)
+//                                     or D_lo (kBf16: bf16, the next GEMMs' operand; D unused).
 // No split-K. tc_gemm_fused_can_run says whether the kernel takes the problem (extents,
 // leading dimensions and batch strides multiples of 4, 16-byte aligned pointers, the
 // mainloop's operand alignment); callers fall back to tc_gemm_run + elementwise kernels.
@@ -87,5 +87,23 @@ bool tc_sm90_built();
 bool tc_gemm_fused_sm90_can_run(TcKind kind, const TcGemm& g, const TcFused& f);
 const char* tc_gemm_fused_sm90_run(TcKind kind, const TcGemm& g, const TcFused& f,
                                    cudaStream_t stream);
+
+// ---- Hopper (sm_90a) backward GEMMs (tc_gemm_sm90_backward.cu) ----
+// tc_gemm_gate_sm90_*: the dX GEMM with the kGate epilogue (dz = acc * cos z_in, sin z_in
+// -> H): kTf32 with layout kRC (B column-major: pass a transposed copy of W', since tf32
+// wgmma reads K-major operands only), dz -> D (fp32); kBf16 with layout kRR (B = W'
+// row-major, as tc_gemm_fused_run), dz -> D_lo (bf16). No split-K, no workspace.
+// tc_gemm_sm90_*: plain GEMMs; only kBf16 with layout kCR (dW) is available, with
+// deterministic split-K (g.splits, batches == 1) through a workspace of
+// tc_gemm_sm90_workspace_bytes (initialised by the run on the stream). can_run: 16-byte
+// aligned pointers, leading dimensions, batch strides and contiguous extents (TMA), and
+// CUTLASS's can_implement; callers fall back to the sm80 kernels.
+bool tc_gemm_gate_sm90_can_run(TcKind kind, TcLayout layout, const TcGemm& g, const TcFused& f);
+const char* tc_gemm_gate_sm90_run(TcKind kind, TcLayout layout, const TcGemm& g,
+                                  const TcFused& f, cudaStream_t stream);
+bool tc_gemm_sm90_can_run(TcKind kind, TcLayout layout, const TcGemm& g);
+size_t tc_gemm_sm90_workspace_bytes(TcKind kind, TcLayout layout, const TcGemm& g);
+const char* tc_gemm_sm90_run(TcKind kind, TcLayout layout, const TcGemm& g, void* workspace,
+                             cudaStream_t stream);
 
 }  // namespace strainer_fast::cuda

@@ -120,19 +120,17 @@ struct Gate<TcKind::kBf16> {
                   cute::seq<1>,     // 2 sin z_in
                   cute::seq<2>,     // 3 H <- sin z_in (bf16)
                   cute::seq<0, 1>,  // 4 dz = dh * cos z_in
-                  cute::seq<4>,     // 5 D_lo <- dz (bf16)
-                  cute::seq<4>>,    // 6 D <- dz
-      Acc, ZIn, Compute<SineFn>, Store<bf16>, Compute<GateFn>, Store<bf16>, Store<float>>;
+                  cute::seq<4>>,    // 5 D_lo <- dz (bf16)
+      Acc, ZIn, Compute<SineFn>, Store<bf16>, Compute<GateFn>, Store<bf16>>;
   using Layout = LayoutRR;
 
-  static typename Graph::Arguments args(const TcGemm& g, const TcFused& f) {
+  static typename Graph::Arguments args(const TcGemm&, const TcFused& f) {  // D unused
     return {{},
             {const_cast<float*>(f.z_in), 0.0f, {f.ldz, _1{}, f.batch_z}},
             {},
             {static_cast<bf16*>(f.h), {f.ldh, _1{}, f.batch_h}},
             {},
-            {static_cast<bf16*>(f.d_lo), {f.ld_lo, _1{}, f.batch_lo}},
-            {g.d, {g.ldd, _1{}, g.batch_d}}};
+            {static_cast<bf16*>(f.d_lo), {f.ld_lo, _1{}, f.batch_lo}}};
   }
 };
 
@@ -172,10 +170,14 @@ bool aligned(std::initializer_list<int64_t> extents, std::initializer_list<const
 
 // The visitors' stores and loads are predicated per 4-element vector (by its first
 // column), so n, every leading dimension and batch stride must be multiples of 4.
-bool epilogue_aligned(TcEpilogue ep, const TcGemm& g, const TcFused& f) {
+bool epilogue_aligned(TcKind kind, TcEpilogue ep, const TcGemm& g, const TcFused& f) {
   if (g.splits != 1 || g.batches < 1) return false;
   if (ep == TcEpilogue::kBiasSine) {
     return aligned({g.n, g.ldd, g.batch_d, f.batch_bias, f.ldh, f.batch_h}, {g.d, f.bias, f.h});
+  }
+  if (kind == TcKind::kBf16) {  // dz goes to D_lo only
+    return aligned({g.n, f.ld_lo, f.batch_lo, f.ldz, f.batch_z, f.ldh, f.batch_h},
+                   {f.d_lo, f.z_in, f.h});
   }
   return aligned({g.n, g.ldd, g.batch_d, f.ldz, f.batch_z, f.ldh, f.batch_h}, {g.d, f.z_in, f.h});
 }
@@ -201,14 +203,13 @@ const char* run(const TcGemm& g, const TcFused& f, cudaStream_t stream) {
 }  // namespace
 
 bool tc_gemm_fused_can_run(TcKind kind, TcEpilogue ep, const TcGemm& g, const TcFused& f) {
-  if (!epilogue_aligned(ep, g, f)) return false;
+  if (!epilogue_aligned(kind, ep, g, f)) return false;
   const bool gate = ep == TcEpilogue::kGate;
   switch (kind) {
     case TcKind::kTf32:
       return gate ? can_run<TcKind::kTf32, Gate<TcKind::kTf32>>(g, f)
                   : can_run<TcKind::kTf32, BiasSine<TcKind::kTf32>>(g, f);
     case TcKind::kBf16:
-      if (gate && !aligned({f.ld_lo, f.batch_lo}, {f.d_lo})) return false;
       return gate ? can_run<TcKind::kBf16, Gate<TcKind::kBf16>>(g, f)
                   : can_run<TcKind::kBf16, BiasSine<TcKind::kBf16>>(g, f);
     case TcKind::kTf32Align1: return false;

@@ -14,29 +14,18 @@
 #include <cutlass/gemm/collective/collective_builder.hpp>
 #include <cutlass/gemm/device/gemm_universal_adapter.h>
 #include <cutlass/gemm/kernel/gemm_universal.hpp>
-#include <cutlass/kernel_hardware_info.h>
 #include <cutlass/layout/matrix.h>
-#include <cutlass/numeric_types.h>
 
 #include "epilogue_functors.cuh"
+#include "tc_gemm_sm90_common.cuh"
 
 namespace strainer_fast::cuda {
 namespace {
 
 using namespace cute;
-
+using sm90::aligned16;
 template <TcKind K>
-struct Sm90Kind;
-template <>
-struct Sm90Kind<TcKind::kTf32> {
-  using Element = float;  // read as TF32 by wgmma
-  using Tile = Shape<_128, _128, _32>;
-};
-template <>
-struct Sm90Kind<TcKind::kBf16> {
-  using Element = cutlass::bfloat16_t;
-  using Tile = Shape<_128, _128, _64>;
-};
+using Sm90Kind = sm90::Kind<K>;
 
 // D = sin z: the next layer's operand (fp32 for tf32, bf16 for bf16), row-major.
 // Aux = z (fp32, row-major), the saved pre-activation. Bias: one value per column n.
@@ -89,26 +78,10 @@ struct Sm90BiasSine {
     a.epilogue.ptr_C = nullptr;
     a.epilogue.ptr_D = static_cast<ElementD*>(f.h);
     a.epilogue.dD = StrideD{f.ldh, _1{}, f.batch_h};
-    int device = 0;
-    int sms = 0;
-    if (cudaGetDevice(&device) == cudaSuccess &&
-        cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device) == cudaSuccess) {
-      a.hw_info.device_id = device;
-      a.hw_info.sm_count = sms;
-    }
+    a.hw_info = sm90::hardware_info();
     return a;
   }
 };
-
-bool aligned16(std::initializer_list<int64_t> bytes, std::initializer_list<const void*> ptrs) {
-  for (int64_t b : bytes) {
-    if (b % 16 != 0) return false;
-  }
-  for (const void* p : ptrs) {
-    if (p == nullptr || reinterpret_cast<uintptr_t>(p) % 16 != 0) return false;
-  }
-  return true;
-}
 
 // TMA: every global stride (leading dimensions, batch strides) and base address a
 // multiple of 16 bytes; the bias vector is read per 4 floats. No split-K, no workspace.
@@ -130,12 +103,7 @@ bool can_run(const TcGemm& g, const TcFused& f) {
 
 template <TcKind K>
 const char* run(const TcGemm& g, const TcFused& f, cudaStream_t stream) {
-  using Op = typename Sm90BiasSine<K>::Op;
-  const auto args = Sm90BiasSine<K>::args(g, f);
-  Op op;
-  cutlass::Status status = op.initialize(args, nullptr, stream);
-  if (status == cutlass::Status::kSuccess) status = op.run(stream);
-  return status == cutlass::Status::kSuccess ? nullptr : cutlassGetStatusString(status);
+  return sm90::run_op<typename Sm90BiasSine<K>::Op>(Sm90BiasSine<K>::args(g, f), nullptr, stream);
 }
 
 }  // namespace
