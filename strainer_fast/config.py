@@ -68,7 +68,7 @@ class ModelConfig(NetConfig):
 
 
 POINTS_HELP = ("random pixels per step, so memory is bounded by N instead of the image size "
-               "(default: the full grid; for large images, e.g. 65536)")
+               "(0: the full grid; for large images e.g. 65536)")
 
 
 @dataclass
@@ -86,7 +86,7 @@ class FitConfig:
 
     steps: int | None = opt(None, "fitting steps", min=1)
     lr: float = opt(1e-4, "fitting learning rate (Adam)")
-    points: int | None = opt(None, POINTS_HELP, min=1, metavar="N")
+    points: int = opt(0, POINTS_HELP, min=0, metavar="N")
     log_every: int | None = opt(None, "metrics every k steps", min=1)
     stabilize: str = opt("off", "test-time fitting stabilisation (off = the paper's plain "
                          "Adam; see docs/REPRODUCTION.md)", choices=("off", "cosine", "clip",
@@ -113,7 +113,7 @@ class PretrainJob:
     gray: bool = opt(False, "convert colour images to grayscale")
     model: ModelConfig = _part(ModelConfig, width=256, layers=6, shared=5, w0=30.0)
     train: PretrainConfig = _part(PretrainConfig, steps=5000)
-    points: int | None = opt(None, POINTS_HELP, min=1, metavar="N")
+    points: int = opt(0, POINTS_HELP, min=0, metavar="N")
     nproc: int = opt(1, "processes to pretrain with (signals split between them; launched "
                      "through torch.distributed.run, also works under torchrun)", min=1)
     group_size: int = opt(0, "stream the images in groups of G (more than fit in memory): "

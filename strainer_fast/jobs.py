@@ -159,11 +159,12 @@ def pretrain_job(cfg: PretrainJob) -> None:
     rt, m = cfg.runtime, cfg.model
     if cfg.group_size and cfg.nproc > 1:
         raise ValueError("--group-size cannot be combined with --nproc")
-    if cfg.points is not None and cfg.group_size:
+    if cfg.points and cfg.group_size:
         raise ValueError("--points cannot be combined with --group-size")
     if not cfg.group_size:
         check_image_job(cfg.runtime.device, "pretraining", len(list_images(cfg.data)),
-                        cfg.size, cfg.gray, cfg.points, m.width, m.layers)
+                        cfg.size, cfg.gray, cfg.points or None, m.width,
+                        m.layers)
     if cfg.nproc > 1 and not distributed.is_launched():
         if len(list_images(cfg.data)) < cfg.nproc:
             raise ValueError(f"{len(list_images(cfg.data))} signals cannot be split over "
@@ -196,7 +197,8 @@ def pretrain_job(cfg: PretrainJob) -> None:
     ckpt = Checkpointer(f"{cfg.out}.state", every=cfg.checkpoint_every, resume=cfg.resume,
                         fingerprint=dict(fingerprint, names=names))
     pretrain(images, steps=cfg.train.steps, lr=cfg.train.lr, out=cfg.out, names=names,
-             shard=shard, checkpoint=ckpt, points=cfg.points, **net, **runtime_kwargs(rt))
+             shard=shard, checkpoint=ckpt, points=cfg.points or None, **net,
+             **runtime_kwargs(rt))
     if rank == 0:
         print(f"wrote {cfg.out} (STRAINER-{len(names)}, {cfg.train.steps} steps)",
               file=sys.stderr)
@@ -225,8 +227,8 @@ def fit_job(cfg: FitJob) -> None:
             cfg.size = int(encoder.meta["size"][0])
     apply_defaults(cfg, dict(DEFAULT_NET, size=178))
     validate(cfg)
-    check_image_job(rt.device, "fitting", 1, cfg.size, cfg.gray, cfg.fit.points, m.width,
-                    m.layers)
+    check_image_job(rt.device, "fitting", 1, cfg.size, cfg.gray, cfg.fit.points or None,
+                    m.width, m.layers)
     image, names = load_images(cfg.image, cfg.size, cfg.gray)
     opts = runtime_kwargs(rt)
     net = dict(width=m.width, layers=m.layers, w0=m.w0)
@@ -254,8 +256,8 @@ def fit_job(cfg: FitJob) -> None:
                             seed=rt.seed, gray=cfg.gray, precision=rt.precision, **net))
     result = fit_many(image, encoder if encoder is not None else cfg.init, init_weights=weights,
                       steps=cfg.fit.steps, lr=cfg.fit.lr, log_every=cfg.fit.log_every,
-                      checkpoint=ckpt, stabilize=cfg.fit.stabilize, points=cfg.fit.points,
-                      **net, **opts)
+                      checkpoint=ckpt, stabilize=cfg.fit.stabilize,
+                      points=cfg.fit.points or None, **net, **opts)
     write_report(cfg.out, {cfg.init: result}, image, names, cfg,
                  device=str(resolve_device(rt.device)), title=f"fit {names[0]}")
     print(f"{names[0]}: final PSNR {result.psnr[-1][0]:.2f} dB, SSIM {result.ssim[-1][0]:.4f}; "
@@ -265,8 +267,8 @@ def fit_job(cfg: FitJob) -> None:
 def _compare_kwargs(cfg: CompareJob | DemoJob) -> dict:
     m, f = cfg.model, cfg.fit
     return dict(width=m.width, layers=m.layers, shared=m.shared, w0=m.w0, steps=f.steps,
-                lr=f.lr, log_every=f.log_every, stabilize=f.stabilize, points=f.points,
-                pretrain_steps=cfg.pretrain.steps, pretrain_lr=cfg.pretrain.lr,
+                lr=f.lr, log_every=f.log_every, stabilize=f.stabilize,
+                points=f.points or None, pretrain_steps=cfg.pretrain.steps, pretrain_lr=cfg.pretrain.lr,
                 **runtime_kwargs(cfg.runtime))
 
 
@@ -281,7 +283,8 @@ def compare_job(cfg: CompareJob) -> None:
                          f"{test.shape[-1]}; use --gray")
     check_methods(methods, train.shape[0])
     check_image_job(cfg.runtime.device, "comparing on", max(train.shape[0], test.shape[0]),
-                    cfg.size, cfg.gray, cfg.fit.points, cfg.model.width, cfg.model.layers)
+                    cfg.size, cfg.gray, cfg.fit.points or None, cfg.model.width,
+                    cfg.model.layers)
     write_config(Path(cfg.out) / "config.json", "compare", cfg)
     results = compare(train, test, methods, train_names=train_names, **_compare_kwargs(cfg))
     write_report(cfg.out, results, test, test_names, cfg,
@@ -301,7 +304,7 @@ def demo_job(cfg: DemoJob) -> None:
     train, train_names = load_images(train_paths, cfg.size)
     test, test_names = load_images(test_paths, cfg.size)
     check_image_job(cfg.runtime.device, "the demo on", len(train_names), cfg.size, True,
-                    cfg.fit.points, cfg.model.width, cfg.model.layers)
+                    cfg.fit.points or None, cfg.model.width, cfg.model.layers)
     write_config(Path(cfg.out) / "config.json", "demo", cfg)
     results = compare(train, test, ["siren", "strainer-10"], train_names=train_names,
                       **_compare_kwargs(cfg))

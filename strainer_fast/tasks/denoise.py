@@ -88,7 +88,7 @@ def denoise_job(cfg: DenoiseJob) -> None:
     clean, names = load_images(sources, cfg.size, cfg.gray)
     noisy = add_noise(clean, cfg.noise, cfg.runtime.seed)
     check_image_job(cfg.runtime.device, "denoising", len(names), cfg.size, cfg.gray,
-                    cfg.fit.points, cfg.model.width, cfg.model.layers)
+                    cfg.fit.points or None, cfg.model.width, cfg.model.layers)
     out = Path(cfg.out)
     write_config(out / "config.json", "denoise", cfg)
     results = {}

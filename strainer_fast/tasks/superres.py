@@ -84,7 +84,7 @@ def superres_job(cfg: SuperresJob) -> None:
     """``strainer-fast superres``: writes the report, metrics.json, config.json and PNGs."""
     inits = parse_inits(cfg.inits)
     validate(cfg)
-    if cfg.fit.points is not None:
+    if cfg.fit.points:
         raise ValueError("--points does not apply to superres: the downsampling operator needs "
                          "the full-resolution render every step")
     sources = cfg.images = cfg.images or [str(p) for p in default_split()[1]]
