@@ -3,8 +3,10 @@ error before any model, output folder or file is made (not by the OOM killer).
 
 The estimate of a run's peak bytes is conservative, not exact: parameters with their
 gradients and two Adam moments, the signal with its full-size copies (training target,
-render, metrics), plus the larger of one training step's saved activations (points x
-width x layers x ``SAVED`` float32 tensors per signal) and one chunked evaluation.
+render, reconstruction), the float64 SSIM maps of image metrics, plus the larger of one
+training step's saved activations (points x width x layers x ``SAVED`` float32 tensors per
+signal) and one chunked evaluation. Checked against measured peaks by
+``benchmarks/bench_memory.py`` (README, "Signals larger than memory").
 """
 
 from __future__ import annotations
@@ -50,17 +52,21 @@ def mlp_params(in_features: int, width: int, layers: int, out_features: int) -> 
 
 
 def run_bytes(*, signals: int, grid: int, channels: int, points: int | None, width: int,
-              layers: int, in_features: int = 2, chunk: int = EVAL_CHUNK) -> int:
+              layers: int, in_features: int = 2, chunk: int = EVAL_CHUNK,
+              metrics: bool = True) -> int:
     """Estimated peak bytes of fitting / pretraining ``signals`` signals of ``grid`` points
     (pixels or voxels, ``in_features``-D coordinates) and ``channels`` values each, with ``points`` per step (None: the
-    full grid) on ``signals`` networks of ``width`` x ``layers`` (float32, Adam)."""
+    full grid) on ``signals`` networks of ``width`` x ``layers`` (float32, Adam).
+    ``metrics``: image PSNR / SSIM on the full grid (skimage SSIM keeps ~16 float64 maps of
+    one signal and both images of all signals in float64)."""
     batch = grid if points is None else min(points, grid)
     weights = 4 * signals * mlp_params(in_features, width, layers, channels) * 4  # w, g, m, v
     # the signal, its training target, render and metrics copies; coordinates and a copy
     signal = 4 * grid * (signals * channels * 4 + 2 * in_features)
     step = 4 * signals * batch * (width * layers * SAVED + in_features + 2 * channels)
     evaluation = 4 * signals * min(chunk, grid) * width * 3
-    return weights + signal + max(step, evaluation)
+    ssim = 8 * grid * channels * (2 * signals + 16) if metrics else 0
+    return weights + signal + ssim + max(step, evaluation)
 
 
 def largest_points(budget: int, **run: int) -> int | None:

@@ -254,7 +254,8 @@ def _resolve(cfg) -> Encoder | None:
     what = f"{'pretraining on' if pretraining else 'fitting'} {shapes} volume(s)"
     check_fits(resolve_device(cfg.runtime.device), f"{what} of {cfg.voxels.res}^3 voxels",
                signals=shapes, grid=cfg.voxels.res ** 3, channels=1, points=cfg.voxels.points,
-               width=cfg.model.width, layers=cfg.model.layers, in_features=3)
+               width=cfg.model.width, layers=cfg.model.layers, in_features=3,
+               metrics=False)
     if hasattr(cfg, "eval_every"):
         cfg.eval_every = min(cfg.eval_every, cfg.steps)
     return encoder
