@@ -112,7 +112,7 @@ def psnr(args) -> None:
         probe = fit(image[0], "siren", steps=3, log_every=0, **kw)  # step time
         steps = max(4, int(args.budget / (probe.wall_s[-1] / 3)))
         c0 = time.process_time()
-        r = fit(image[0], "siren", steps=steps, log_every=max(1, steps // 20), **kw)
+        r = fit(image[0], "siren", steps=steps, log_every=max(1, steps // 10), **kw)
         cpu = time.process_time() - c0
         within = [i for i, w in enumerate(r.wall_s) if w <= args.budget]
         i = within[-1]
@@ -196,7 +196,7 @@ def main() -> None:
     q.add_argument("--size", type=int, default=512)
     q.add_argument("--batch", type=lambda s: [int(v) for v in s.split(",")],
                    default=[16384, 65536])
-    q.add_argument("--budget", type=float, default=60.0)
+    q.add_argument("--budget", type=float, default=40.0)
     sub.add_parser("report")
     args = p.parse_args()
     RESULTS.mkdir(exist_ok=True)

@@ -116,7 +116,7 @@ def test_cli_memory_error_comes_before_any_output(image_file, tmp_path):
     proc = subprocess.run([sys.executable, "-m", "strainer_fast", "occupancy", "fit", "--res",
                            "2048", "--init", "siren", "--out", str(occ), *FAST], env=cli_env(),
                           capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 2 and "smaller --size / --res" in proc.stderr, proc.stderr
+    assert proc.returncode == 2 and "use a smaller --size / --res" in proc.stderr, proc.stderr
     assert not occ.exists()
 
 

@@ -175,7 +175,8 @@ def pretrain_job(cfg: PretrainJob) -> None:
                                "(its error is above)")
         return
     fingerprint = dict(size=cfg.size, width=m.width, layers=m.layers, shared=m.shared, w0=m.w0,
-                       lr=cfg.train.lr, seed=rt.seed, gray=cfg.gray, precision=rt.precision)
+                       lr=cfg.train.lr, seed=rt.seed, gray=cfg.gray, precision=rt.precision,
+                       points=cfg.points or None)
     net = dict(width=m.width, layers=m.layers, shared=m.shared, w0=m.w0)
     if cfg.group_size:
         paths = list_images(cfg.data)
@@ -253,7 +254,8 @@ def fit_job(cfg: FitJob) -> None:
                         resume=cfg.resume, fingerprint=dict(
                             init=cfg.init, image=str(cfg.image), encoder=cfg.encoder,
                             train=cfg.train_images, size=cfg.size, lr=cfg.fit.lr,
-                            seed=rt.seed, gray=cfg.gray, precision=rt.precision, **net))
+                            seed=rt.seed, gray=cfg.gray, precision=rt.precision,
+                            points=cfg.fit.points or None, **net))
     result = fit_many(image, encoder if encoder is not None else cfg.init, init_weights=weights,
                       steps=cfg.fit.steps, lr=cfg.fit.lr, log_every=cfg.fit.log_every,
                       checkpoint=ckpt, stabilize=cfg.fit.stabilize,

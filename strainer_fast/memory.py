@@ -93,9 +93,13 @@ def check_fits(device: torch.device | str, what: str, *, flag: str = "--points",
             f"{avail / gib:.1f} GiB of {where} are available")
     fit = largest_points(int(_HEADROOM * avail), **{k: v for k, v in run.items()
                                                     if k != "points"})
-    if fit is None:
-        raise WontFit(f"{head}; the signal alone is too large: use a smaller --size / --res")
+    small = "the signal alone (its copies and full-grid metrics) is too large for this " \
+            "machine: use a smaller --size / --res"
     if run.get("points") is None:
-        raise WontFit(f"{head}: train on random point minibatches, {flag} N (points=N in "
-                      f"the API), e.g. {flag} {min(fit, 65536)} (at most {fit} fit)")
+        batches = f"train on random point minibatches, {flag} N (points=N in the API)"
+        if fit is None:
+            raise WontFit(f"{head}: {batches}; but even then {small}")
+        raise WontFit(f"{head}: {batches}, e.g. {flag} {min(fit, 65536)} (at most {fit} fit)")
+    if fit is None:
+        raise WontFit(f"{head}; {small}")
     raise WontFit(f"{head}: use a smaller {flag} (at most {fit} fit)")
