@@ -138,8 +138,8 @@ def report(args) -> None:
              f"{a['baseline']['vmhwm_mb']:.0f} MB.", "",
              f"Peak RSS (VmHWM of a fresh process: load, {a['steps']} steps, full-grid PSNR "
              "at step 0 and the end):", "",
-             "| signal | points / step | up-front estimate (MB) | peak RSS (MB) | minus baseline (MB) "
-             "| wall (s) |", "| --- | ---: | ---: | ---: | ---: | ---: |"]
+             "| signal | points / step | up-front estimate (MB) | peak RSS (MB) "
+             "| minus baseline (MB) | wall (s) |", "| --- | ---: | ---: | ---: | ---: | ---: |"]
     for r in a["rows"]:
         pts = "full grid" if r["points"] is None else str(r["points"])
         if "vmhwm_mb" in r:

@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 import torch
 
 from .data import coord_grid, from_output
-from .metrics import psnr, ssim
 from .memory import check_fits
+from .metrics import psnr, ssim
 from .models import Encoder, Layers, Strainer, init_layers, layer_sizes, resolve_device
 from .train import Callback, Checkpointer, Stabilize, Trainer, image_mse, train
 from .train.objectives import render
@@ -224,8 +224,9 @@ def fit_many(
     dev = resolve_device(device)
     name, weights, net = resolve_net(init, init_weights, width, layers, w0)
     h, w = render_size or images.shape[1:3]
-    check_fits(dev, f"fitting {images.shape[0]} image(s) of {h}x{w} px", signals=images.shape[0],
-               grid=h * w, channels=images.shape[-1], points=points, width=net["width"],
+    k = images.shape[0]
+    check_fits(dev, f"fitting {k} image(s) of {h}x{w} px", signals=k, grid=h * w,
+               channels=images.shape[-1], points=points, width=net["width"],
                layers=net["layers"])
     model = initial_model(name, images.shape[0], images.shape[-1], init_weights=weights,
                           seed=seed, backend=backend, precision=precision, **net).to(dev)

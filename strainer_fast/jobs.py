@@ -34,8 +34,9 @@ from .report import write_report
 from .streaming import pretrain_streaming
 from .train import Checkpointer
 
-__all__ = ["compare", "parse_methods", "check_methods", "check_image_job", "runtime_kwargs", "use_encoder", "cached_encoder",
-           "mri_encoder", "pretrain_job", "fit_job", "compare_job", "demo_job", "METHODS"]
+__all__ = ["compare", "parse_methods", "check_methods", "check_image_job", "runtime_kwargs",
+           "use_encoder", "cached_encoder", "mri_encoder", "pretrain_job", "fit_job",
+           "compare_job", "demo_job", "METHODS"]
 
 METHODS = ("siren", "siren-ft", "meta", "meta-maml", "meta-fomaml", "meta-reptile")
 
@@ -270,8 +271,8 @@ def _compare_kwargs(cfg: CompareJob | DemoJob) -> dict:
     m, f = cfg.model, cfg.fit
     return dict(width=m.width, layers=m.layers, shared=m.shared, w0=m.w0, steps=f.steps,
                 lr=f.lr, log_every=f.log_every, stabilize=f.stabilize,
-                points=f.points or None, pretrain_steps=cfg.pretrain.steps, pretrain_lr=cfg.pretrain.lr,
-                **runtime_kwargs(cfg.runtime))
+                points=f.points or None, pretrain_steps=cfg.pretrain.steps,
+                pretrain_lr=cfg.pretrain.lr, **runtime_kwargs(cfg.runtime))
 
 
 def compare_job(cfg: CompareJob) -> None:

@@ -55,8 +55,9 @@ def run_bytes(*, signals: int, grid: int, channels: int, points: int | None, wid
               layers: int, in_features: int = 2, chunk: int = EVAL_CHUNK,
               metrics: bool = True) -> int:
     """Estimated peak bytes of fitting / pretraining ``signals`` signals of ``grid`` points
-    (pixels or voxels, ``in_features``-D coordinates) and ``channels`` values each, with ``points`` per step (None: the
-    full grid) on ``signals`` networks of ``width`` x ``layers`` (float32, Adam).
+    (pixels or voxels, ``in_features``-D coordinates) and ``channels`` values each, with
+    ``points`` per step (None: the full grid) on ``signals`` networks of ``width`` x
+    ``layers`` (float32, Adam).
     ``metrics``: image PSNR / SSIM on the full grid (skimage SSIM keeps ~16 float64 maps of
     one signal and both images of all signals in float64)."""
     batch = grid if points is None else min(points, grid)
