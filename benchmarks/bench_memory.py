@@ -153,10 +153,13 @@ def report(args) -> None:
         lines.append(f"| {r['size']}^2 | {pts} | {est:.0f} | {peak} | {grown} | {wall} |")
     lines += ["", f"PSNR at equal wall time ({b['image']}, {b['budget_s']:.0f} s of training "
               "each, Adam lr 1e-4; PSNR on the full grid):", "",
-              "| points / step | steps in budget | PSNR (dB) |", "| --- | ---: | ---: |"]
+              "| points / step | step (last log point in budget) | wall (s) | CPU (s, whole run) "
+              "| PSNR (dB) |", "| --- | ---: | ---: | ---: | ---: |"]
     for r in b["runs"]:
         pts = "full grid" if r["points"] is None else str(r["points"])
-        lines.append(f"| {pts} | {r['at_budget']['step']} | {r['at_budget']['psnr']:.2f} |")
+        at = r["at_budget"]
+        lines.append(f"| {pts} | {at['step']} | {at['wall_s']:.1f} | {r['cpu_s']:.0f} | "
+                     f"{at['psnr']:.2f} |")
     (RESULTS / "memory.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     import matplotlib
