@@ -67,6 +67,10 @@ class ModelConfig(NetConfig):
     shared: int | None = opt(None, "shared encoder layers", min=1)
 
 
+POINTS_HELP = ("random pixels per step, so memory is bounded by N instead of the image size "
+               "(0: the full grid; for large images e.g. 65536)")
+
+
 @dataclass
 class PretrainConfig:
     """Pretraining schedule (Adam, full grid)."""
@@ -77,10 +81,12 @@ class PretrainConfig:
 
 @dataclass
 class FitConfig:
-    """Fitting schedule (Adam, full grid)."""
+    """Fitting schedule (Adam; full grid unless ``points``; compare / demo pretrain with
+    the same ``points``)."""
 
     steps: int | None = opt(None, "fitting steps", min=1)
     lr: float = opt(1e-4, "fitting learning rate (Adam)")
+    points: int = opt(0, POINTS_HELP, min=0, metavar="N")
     log_every: int | None = opt(None, "metrics every k steps", min=1)
     stabilize: str = opt("off", "test-time fitting stabilisation (off = the paper's plain "
                          "Adam; see docs/REPRODUCTION.md)", choices=("off", "cosine", "clip",
@@ -107,6 +113,7 @@ class PretrainJob:
     gray: bool = opt(False, "convert colour images to grayscale")
     model: ModelConfig = _part(ModelConfig, width=256, layers=6, shared=5, w0=30.0)
     train: PretrainConfig = _part(PretrainConfig, steps=5000)
+    points: int = opt(0, POINTS_HELP, min=0, metavar="N")
     nproc: int = opt(1, "processes to pretrain with (signals split between them; launched "
                      "through torch.distributed.run, also works under torchrun)", min=1)
     group_size: int = opt(0, "stream the images in groups of G (more than fit in memory): "

@@ -41,8 +41,8 @@ def load_image(path: str | Path, size: int = 178, gray: bool = False) -> torch.T
     if arr.ndim == 2:
         arr = arr[..., None]
     img = torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32))
-    if gray and img.shape[-1] == 3:
-        img = (img * torch.tensor([0.299, 0.587, 0.114])).sum(-1, keepdim=True)
+    if gray and img.shape[-1] == 3:  # one channel at a time: no 3-channel temporary
+        img = img[..., 0:1] * 0.299 + img[..., 1:2] * 0.587 + img[..., 2:3] * 0.114
     return _crop_resize(img, size)
 
 
@@ -62,12 +62,14 @@ def _read_pil(path: Path) -> np.ndarray:
                 return (arr / (255.0 if im.mode == "I" and arr.max() <= 255 else 65535.0)
                         ).astype(np.float32)
             if im.mode == "F":
-                arr = np.asarray(im, dtype=np.float32)
+                arr = np.array(im, dtype=np.float32)  # writable: scaled / clamped in place
                 if not np.isfinite(arr).all() or arr.min() < 0 or arr.max() > 1:
                     raise ValueError(f"{path}: float pixels must be finite and in [0, 1]")
                 return arr
             im = im.convert("L" if im.mode in ("L", "LA", "1") else "RGB")
-            return np.asarray(im, dtype=np.float32) / 255.0
+            arr = np.asarray(im, dtype=np.float32)  # a new array: scaled in place
+            arr /= 255.0
+            return arr
     except ValueError:
         raise
     except (UnidentifiedImageError, Image.DecompressionBombError) as exc:
@@ -90,14 +92,15 @@ def _read_npy(path: Path) -> np.ndarray:
     if arr.shape[0] * arr.shape[1] > MAX_PIXELS:
         raise ValueError(f"{path}: {arr.shape[1]}x{arr.shape[0]} image exceeds the limit of "
                          f"{MAX_PIXELS} pixels (strainer_fast.data.MAX_PIXELS)")
-    arr = np.array(arr)
     if arr.dtype == np.uint8:
-        return arr.astype(np.float32) / 255.0
+        out = arr.astype(np.float32)  # one float copy, scaled in place
+        out /= 255.0
+        return out
     if not np.issubdtype(arr.dtype, np.floating):
         raise ValueError(f"{path}: expected uint8 or float values, got {arr.dtype}")
     if not np.isfinite(arr).all() or arr.min() < 0 or arr.max() > 1:
         raise ValueError(f"{path}: float values must be finite and in [0, 1]")
-    return arr.astype(np.float32)
+    return np.array(arr, dtype=np.float32)
 
 
 def _crop_resize(img: torch.Tensor, size: int) -> torch.Tensor:
@@ -106,11 +109,11 @@ def _crop_resize(img: torch.Tensor, size: int) -> torch.Tensor:
     h, w = img.shape[:2]
     s = min(h, w)
     top, left = (h - s) // 2, (w - s) // 2
-    chw = img[top:top + s, left:left + s].permute(2, 0, 1)[None]
+    img = img[top:top + s, left:left + s]
     if s != size:
-        chw = F.interpolate(chw, size=(size, size), mode="bilinear", antialias=True,
-                            align_corners=False)
-    return chw[0].permute(1, 2, 0).clamp(0, 1).contiguous()
+        img = F.interpolate(img.permute(2, 0, 1)[None], size=(size, size), mode="bilinear",
+                            antialias=True, align_corners=False)[0].permute(1, 2, 0)
+    return img.clamp_(0, 1).contiguous()  # in place: ``img`` is this loader's own buffer
 
 
 def list_images(source: str | Path) -> list[Path]:
@@ -140,7 +143,8 @@ def load_images(
     if len(channels) > 1:
         detail = ", ".join(f"{p.name}: {img.shape[-1]}" for p, img in zip(paths, images))
         raise ValueError(f"images have mixed channel counts ({detail}); use gray=True / --gray")
-    return torch.stack(images), [p.name for p in paths]
+    batch = images[0][None] if len(images) == 1 else torch.stack(images)  # one: no copy
+    return batch, [p.name for p in paths]
 
 
 def coord_grid(height: int, width: int) -> torch.Tensor:

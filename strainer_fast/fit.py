@@ -21,9 +21,11 @@ from dataclasses import dataclass, field
 import torch
 
 from .data import coord_grid, from_output
+from .memory import check_fits
 from .metrics import psnr, ssim
 from .models import Encoder, Layers, Strainer, init_layers, layer_sizes, resolve_device
 from .train import Callback, Checkpointer, Stabilize, Trainer, image_mse, train
+from .train.objectives import render
 
 __all__ = ["INITS", "FitResult", "fit", "fit_many", "siren_ft_init", "initial_model",
            "resolve_net"]
@@ -139,7 +141,7 @@ class _Curves(Callback):
     def log(self, t: Trainer) -> None:
         r = self.result
         with torch.no_grad():
-            recon = from_output(t.model(self.render), *self.size)
+            recon = from_output(render(t.model, self.render), *self.size)
         r.step.append(t.step)
         r.wall_s.append(t.wall)
         if self.reference is not None:
@@ -187,6 +189,7 @@ def fit_many(
     stabilize: str = "off",
     transfer_lr: tuple[float, float] = (1.0, 1.0),
     callbacks: Sequence[Callback] = (),
+    points: int | None = None,
 ) -> FitResult:
     """Fits K images [K, H, W, C] in [0, 1] with K independent networks at once.
 
@@ -208,6 +211,11 @@ def fit_many(
     decoder)``: for a STRAINER init, Adam learning rates of the pretrained encoder layers
     and of the fresh decoder layers as multiples of ``lr`` (default (1, 1): the paper's
     protocol). ``callbacks``: more ``train.Callback`` s for the loop.
+
+    ``points``: pixels per step, drawn at random from a generator seeded ``seed`` (memory
+    bounded by ``points``, not by H x W; not with an ``operator``); None: the full grid. A
+    configuration that cannot fit in memory raises ``memory.WontFit`` before anything is
+    allocated; metrics and ``recon`` are rendered in chunks either way.
     """
     if images.dim() != 4:
         raise ValueError(f"images must be [K, H, W, C], got shape {tuple(images.shape)}")
@@ -215,11 +223,15 @@ def fit_many(
         raise ValueError(f"log_every must be >= 0, got {log_every}")
     dev = resolve_device(device)
     name, weights, net = resolve_net(init, init_weights, width, layers, w0)
+    h, w = render_size or images.shape[1:3]
+    k = images.shape[0]
+    check_fits(dev, f"fitting {k} image(s) of {h}x{w} px", signals=k, grid=h * w,
+               channels=images.shape[-1], points=points, width=net["width"],
+               layers=net["layers"])
     model = initial_model(name, images.shape[0], images.shape[-1], init_weights=weights,
                           seed=seed, backend=backend, precision=precision, **net).to(dev)
     opt = _transfer_adam(model, name, weights, lr, transfer_lr)
     images = images.to(dev, torch.float32)
-    h, w = render_size or images.shape[1:3]
     if reference is None and (h, w) == images.shape[1:3]:
         reference = images
     reference = None if reference is None else reference.to(dev, torch.float32)
@@ -228,9 +240,11 @@ def fit_many(
            *callbacks]
     if checkpoint is not None:
         cbs.append(checkpoint)
-    train(model, image_mse(model, images, operator=operator, render_size=(h, w)), steps,
+    gen = None if points is None else torch.Generator().manual_seed(seed)
+    train(model, image_mse(model, images, operator=operator, render_size=(h, w), points=points,
+                           generator=gen), steps,
           optimizer=opt, callbacks=cbs, log_every=log_every or steps, progress=progress,
-          desc=desc or f"fit {name}")
+          desc=desc or f"fit {name}", generator=gen)
     return result
 
 

@@ -28,6 +28,7 @@ from .data import default_split, list_images, load_image_shard, load_images, mri
 from .fit import DEFAULT_NET, FitResult, fit_many, siren_ft_init
 from .generalizable import GEN_METHODS, fit_generalizable, resolve_generalizable
 from .generalizable.job import parse_checkpoints
+from .memory import check_fits
 from .meta import meta_init
 from .models import Encoder, resolve_device
 from .pretrain import pretrain
@@ -35,8 +36,9 @@ from .report import write_report
 from .streaming import pretrain_streaming
 from .train import Checkpointer
 
-__all__ = ["compare", "parse_methods", "check_methods", "runtime_kwargs", "use_encoder", "cached_encoder",
-           "mri_encoder", "pretrain_job", "fit_job", "compare_job", "demo_job", "METHODS"]
+__all__ = ["compare", "parse_methods", "check_methods", "check_image_job", "runtime_kwargs",
+           "use_encoder", "cached_encoder", "mri_encoder", "pretrain_job", "fit_job",
+           "compare_job", "demo_job", "METHODS"]
 
 METHODS = ("siren", "siren-ft", "meta", "meta-maml", "meta-fomaml", "meta-reptile",
            *GEN_METHODS)
@@ -116,7 +118,7 @@ def compare(train: torch.Tensor, test: torch.Tensor, methods: Sequence[str], *,
             pretrain_steps: int = 5000, pretrain_lr: float | None = None,
             log_every: int = 100, stabilize: str = "off", seed: int = 0,
             device: str = "auto", backend: str = "auto", precision: str = "exact",
-            progress: bool = True, verbose: bool = True,
+            progress: bool = True, verbose: bool = True, points: int | None = None,
             generalizable: dict | None = None, generalizable_steps: int = 1000
             ) -> dict[str, FitResult]:
     """Fits all ``test`` images [K, H, W, C] from each method's init (paper Fig. 2);
@@ -126,11 +128,12 @@ def compare(train: torch.Tensor, test: torch.Tensor, methods: Sequence[str], *,
     feed-forward prediction) and transinr-tto / ipc-tto (``steps`` of test-time optimisation
     from it): ``generalizable`` maps "transinr" / "ipc" to a trained model or checkpoint;
     otherwise one is trained for ``generalizable_steps`` on the embedded MRI slice set
-    (not on ``train``) and cached (``generalizable.generalizable_model``)."""
+    (not on ``train``) and cached (``generalizable.generalizable_model``). ``points``:
+    pixels per step of the fits and the STRAINER pretraining (None: the full grid)."""
     opts = dict(seed=seed, device=device, backend=backend, precision=precision,
                 progress=progress)
     net = dict(width=width, layers=layers, w0=w0)
-    fit_kw = dict(net, steps=steps, lr=lr, log_every=log_every, **opts)
+    fit_kw = dict(net, steps=steps, lr=lr, log_every=log_every, points=points, **opts)
     plr = lr if pretrain_lr is None else pretrain_lr
     results: dict[str, FitResult] = {}
     methods = parse_methods(",".join(methods))
@@ -163,7 +166,7 @@ def compare(train: torch.Tensor, test: torch.Tensor, methods: Sequence[str], *,
             n = int(method.split("-", 1)[1])
             names = list(train_names[:n]) if train_names is not None else None
             init = pretrain(train[:n], shared=shared, steps=pretrain_steps, lr=plr, names=names,
-                            **net, **opts).encoder()
+                            points=points, **net, **opts).encoder()
         t_init = time.perf_counter() - t0
         results[method] = r = fit_many(test, init, init_weights=weights, desc=f"fit {method}",
                                        stabilize=stabilize, **fit_kw)
@@ -180,6 +183,12 @@ def pretrain_job(cfg: PretrainJob) -> None:
     rt, m = cfg.runtime, cfg.model
     if cfg.group_size and cfg.nproc > 1:
         raise ValueError("--group-size cannot be combined with --nproc")
+    if cfg.points and cfg.group_size:
+        raise ValueError("--points cannot be combined with --group-size")
+    if not cfg.group_size:
+        check_image_job(cfg.runtime.device, "pretraining", len(list_images(cfg.data)),
+                        cfg.size, cfg.gray, cfg.points or None, m.width,
+                        m.layers)
     if cfg.nproc > 1 and not distributed.is_launched():
         if len(list_images(cfg.data)) < cfg.nproc:
             raise ValueError(f"{len(list_images(cfg.data))} signals cannot be split over "
@@ -190,7 +199,8 @@ def pretrain_job(cfg: PretrainJob) -> None:
                                "(its error is above)")
         return
     fingerprint = dict(size=cfg.size, width=m.width, layers=m.layers, shared=m.shared, w0=m.w0,
-                       lr=cfg.train.lr, seed=rt.seed, gray=cfg.gray, precision=rt.precision)
+                       lr=cfg.train.lr, seed=rt.seed, gray=cfg.gray, precision=rt.precision,
+                       points=cfg.points or None)
     net = dict(width=m.width, layers=m.layers, shared=m.shared, w0=m.w0)
     if cfg.group_size:
         paths = list_images(cfg.data)
@@ -212,10 +222,20 @@ def pretrain_job(cfg: PretrainJob) -> None:
     ckpt = Checkpointer(f"{cfg.out}.state", every=cfg.checkpoint_every, resume=cfg.resume,
                         fingerprint=dict(fingerprint, names=names))
     pretrain(images, steps=cfg.train.steps, lr=cfg.train.lr, out=cfg.out, names=names,
-             shard=shard, checkpoint=ckpt, **net, **runtime_kwargs(rt))
+             shard=shard, checkpoint=ckpt, points=cfg.points or None, **net,
+             **runtime_kwargs(rt))
     if rank == 0:
         print(f"wrote {cfg.out} (STRAINER-{len(names)}, {cfg.train.steps} steps)",
               file=sys.stderr)
+
+
+def check_image_job(device: str, what: str, images: int, size: int, gray: bool,
+                    points: int | None, width: int, layers: int) -> None:
+    """``memory.check_fits`` for ``images`` square images of ``size`` px (3 channels
+    unless ``gray``), before a job loads them or writes anything."""
+    check_fits(resolve_device(device), f"{what} {images} image(s) of {size}x{size} px",
+               signals=images, grid=size * size, channels=1 if gray else 3, points=points,
+               width=width, layers=layers)
 
 
 def fit_job(cfg: FitJob) -> None:
@@ -232,6 +252,8 @@ def fit_job(cfg: FitJob) -> None:
             cfg.size = int(encoder.meta["size"][0])
     apply_defaults(cfg, dict(DEFAULT_NET, size=178))
     validate(cfg)
+    check_image_job(rt.device, "fitting", 1, cfg.size, cfg.gray, cfg.fit.points or None,
+                    m.width, m.layers)
     image, names = load_images(cfg.image, cfg.size, cfg.gray)
     opts = runtime_kwargs(rt)
     net = dict(width=m.width, layers=m.layers, w0=m.w0)
@@ -256,10 +278,12 @@ def fit_job(cfg: FitJob) -> None:
                         resume=cfg.resume, fingerprint=dict(
                             init=cfg.init, image=str(cfg.image), encoder=cfg.encoder,
                             train=cfg.train_images, size=cfg.size, lr=cfg.fit.lr,
-                            seed=rt.seed, gray=cfg.gray, precision=rt.precision, **net))
+                            seed=rt.seed, gray=cfg.gray, precision=rt.precision,
+                            points=cfg.fit.points or None, **net))
     result = fit_many(image, encoder if encoder is not None else cfg.init, init_weights=weights,
                       steps=cfg.fit.steps, lr=cfg.fit.lr, log_every=cfg.fit.log_every,
-                      checkpoint=ckpt, stabilize=cfg.fit.stabilize, **net, **opts)
+                      checkpoint=ckpt, stabilize=cfg.fit.stabilize,
+                      points=cfg.fit.points or None, **net, **opts)
     write_report(cfg.out, {cfg.init: result}, image, names, cfg,
                  device=str(resolve_device(rt.device)), title=f"fit {names[0]}")
     print(f"{names[0]}: final PSNR {result.psnr[-1][0]:.2f} dB, SSIM {result.ssim[-1][0]:.4f}; "
@@ -270,8 +294,8 @@ def _compare_kwargs(cfg: CompareJob | DemoJob) -> dict:
     m, f = cfg.model, cfg.fit
     return dict(width=m.width, layers=m.layers, shared=m.shared, w0=m.w0, steps=f.steps,
                 lr=f.lr, log_every=f.log_every, stabilize=f.stabilize,
-                pretrain_steps=cfg.pretrain.steps, pretrain_lr=cfg.pretrain.lr,
-                **runtime_kwargs(cfg.runtime))
+                points=f.points or None, pretrain_steps=cfg.pretrain.steps,
+                pretrain_lr=cfg.pretrain.lr, **runtime_kwargs(cfg.runtime))
 
 
 def compare_job(cfg: CompareJob) -> None:
@@ -284,6 +308,9 @@ def compare_job(cfg: CompareJob) -> None:
         raise ValueError(f"train images have {train.shape[-1]} channels, test images "
                          f"{test.shape[-1]}; use --gray")
     check_methods(methods, train.shape[0])
+    check_image_job(cfg.runtime.device, "comparing on", max(train.shape[0], test.shape[0]),
+                    cfg.size, cfg.gray, cfg.fit.points or None, cfg.model.width,
+                    cfg.model.layers)
     write_config(Path(cfg.out) / "config.json", "compare", cfg)
     results = compare(train, test, methods, train_names=train_names, **_compare_kwargs(cfg),
                       generalizable=parse_checkpoints(cfg.gen_checkpoints),
@@ -304,6 +331,8 @@ def demo_job(cfg: DemoJob) -> None:
     train_paths, test_paths = default_split()
     train, train_names = load_images(train_paths, cfg.size)
     test, test_names = load_images(test_paths, cfg.size)
+    check_image_job(cfg.runtime.device, "the demo on", len(train_names), cfg.size, True,
+                    cfg.fit.points or None, cfg.model.width, cfg.model.layers)
     write_config(Path(cfg.out) / "config.json", "demo", cfg)
     results = compare(train, test, ["siren", "strainer-10"], train_names=train_names,
                       **_compare_kwargs(cfg))

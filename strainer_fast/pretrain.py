@@ -9,6 +9,7 @@ import torch
 
 from . import distributed
 from .checkpoint import save_checkpoint
+from .memory import check_fits
 from .models import Strainer, resolve_device
 from .train import Checkpointer, GradSync, image_mse, train
 
@@ -48,6 +49,7 @@ def pretrain(
     names: Sequence[str] | None = None,
     shard: tuple[int, int, int] | None = None,
     checkpoint: Checkpointer | None = None,
+    points: int | None = None,
 ) -> Strainer:
     """Trains a ``Strainer`` on images [S, H, W, C] in [0, 1] (paper: Adam, lr 1e-4, 5000
     steps, loss = sum over images of per-image MSE, one batched forward per step).
@@ -61,7 +63,9 @@ def pretrain(
     ranks, ``names`` lists all ``total`` signals, and rank 0 gathers every decoder and
     writes ``out``. The returned model holds this rank's decoders (``model.encoder()`` is the
     pretrained ``Encoder``). ``checkpoint``: training-state files / resume
-    (``train.Checkpointer``).
+    (``train.Checkpointer``). ``points``: pixels per step (shared by the images), drawn
+    from a generator seeded ``seed`` (saved with the training state); None: the full grid.
+    A configuration that cannot fit in memory raises ``memory.WontFit`` up front.
     """
     if images.dim() != 4:
         raise ValueError(f"images must be [S, H, W, C], got shape {tuple(images.shape)}")
@@ -73,13 +77,17 @@ def pretrain(
     start, stop, total = shard
     if stop - start != images.shape[0]:
         raise ValueError(f"shard {shard} does not match {images.shape[0]} images")
+    s, h, w, c = images.shape
+    check_fits(dev, f"pretraining on {s} image(s) of {h}x{w} px", signals=s, grid=h * w,
+               channels=c, points=points, width=width, layers=layers)
     model = initial_strainer(total, start, stop, in_features=2, out_features=images.shape[-1],
                              width=width, layers=layers, shared=shared, w0=w0, seed=seed,
                              backend=backend, precision=precision).to(dev)
     callbacks = [c for c in (checkpoint, GradSync() if world > 1 else None) if c is not None]
-    train(model, image_mse(model, images.to(dev, torch.float32)), steps, lr=lr,
-          callbacks=callbacks, progress=progress and rank == 0,
-          desc=f"pretrain STRAINER-{total}")
+    gen = None if points is None else torch.Generator().manual_seed(seed + rank)
+    train(model, image_mse(model, images.to(dev, torch.float32), points=points, generator=gen),
+          steps, lr=lr, callbacks=callbacks, progress=progress and rank == 0,
+          desc=f"pretrain STRAINER-{total}", generator=gen)
     if out is not None:
         dec = distributed.gather_decoders(model) if world > 1 else None
         if rank == 0:

@@ -16,6 +16,7 @@ import torch
 from ..config import DenoiseJob, validate, write_config
 from ..data import default_split, load_images
 from ..fit import FitResult, fit_many
+from ..jobs import check_image_job
 from ..models import Encoder, resolve_device
 from ..report import write_report
 from .common import fit_kwargs, parse_inits, resolve_image_task, save_png, task_encoder
@@ -86,6 +87,8 @@ def denoise_job(cfg: DenoiseJob) -> None:
     sources = cfg.images = cfg.images or [str(p) for p in default_split()[1]]
     clean, names = load_images(sources, cfg.size, cfg.gray)
     noisy = add_noise(clean, cfg.noise, cfg.runtime.seed)
+    check_image_job(cfg.runtime.device, "denoising", len(names), cfg.size, cfg.gray,
+                    cfg.fit.points or None, cfg.model.width, cfg.model.layers)
     out = Path(cfg.out)
     write_config(out / "config.json", "denoise", cfg)
     results = {}

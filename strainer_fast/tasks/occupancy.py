@@ -24,6 +24,7 @@ from ..config import (OccupancyDemoJob, OccupancyFitJob, OccupancyPretrainJob, a
                       preset, to_dict, validate, write_config)
 from ..fit import initial_model
 from ..jobs import cached_encoder, runtime_kwargs, use_encoder
+from ..memory import check_fits
 from ..models import Encoder, Layers, Strainer, resolve_device
 from ..report import plot_curves, write_outputs
 from ..train import Callback, batch_mse, train
@@ -50,19 +51,24 @@ def load_target(target: str, res: int) -> np.ndarray:
     return statue_volume(res) if target == "statue" else load_volume(target, res)
 
 
-def load_shapes(source: str | Path, res: int, progress: bool = True
-                ) -> tuple[np.ndarray, list[str]]:
-    """All meshes / volumes of a folder (or one file) as ([S, res, res, res] bool, names)."""
+def shape_files(source: str | Path) -> list[Path]:
+    """The meshes / volumes of a folder (sorted by name), or ``[source]`` for a file."""
     source = Path(source)
     suffixes = MESH_SUFFIXES + VOLUME_SUFFIXES
     if source.is_dir():
         files = sorted(p for p in source.iterdir() if p.suffix.lower() in suffixes)
         if not files:
             raise ValueError(f"{source}: folder holds no meshes or volumes ({', '.join(suffixes)})")
-    elif source.is_file():
-        files = [source]
-    else:
-        raise ValueError(f"{source}: no such file or folder")
+        return files
+    if source.is_file():
+        return [source]
+    raise ValueError(f"{source}: no such file or folder")
+
+
+def load_shapes(source: str | Path, res: int, progress: bool = True
+                ) -> tuple[np.ndarray, list[str]]:
+    """All meshes / volumes of a folder (or one file) as ([S, res, res, res] bool, names)."""
+    files = shape_files(source)
     vols = [load_volume(f, res) for f in tqdm(files, desc="occupancy volumes",
                                                disable=not progress, leave=False)]
     return np.stack(vols), [f.name for f in files]
@@ -243,6 +249,13 @@ def _resolve(cfg) -> Encoder | None:
     validate(cfg)
     if not 1 <= cfg.model.shared < cfg.model.layers:
         raise ValueError(f"--shared must be in [1, --layers - 1], got {cfg.model.shared}")
+    pretraining = isinstance(cfg, OccupancyPretrainJob)
+    shapes = len(shape_files(cfg.meshes or chairs_dir())) if pretraining else 1
+    what = f"{'pretraining on' if pretraining else 'fitting'} {shapes} volume(s)"
+    check_fits(resolve_device(cfg.runtime.device), f"{what} of {cfg.voxels.res}^3 voxels",
+               signals=shapes, grid=cfg.voxels.res ** 3, channels=1, points=cfg.voxels.points,
+               width=cfg.model.width, layers=cfg.model.layers, in_features=3,
+               metrics=False)
     if hasattr(cfg, "eval_every"):
         cfg.eval_every = min(cfg.eval_every, cfg.steps)
     return encoder

@@ -19,6 +19,7 @@ from PIL import Image, UnidentifiedImageError
 from ..config import SuperresJob, to_dict, validate, write_config
 from ..data import default_split, list_images, load_images
 from ..fit import FitResult, fit_many
+from ..jobs import check_image_job
 from ..models import Encoder, resolve_device
 from ..report import write_outputs, write_report
 from .common import (fit_kwargs, parse_inits, resolve_image_task, save_png, steps_to_reach,
@@ -83,6 +84,9 @@ def superres_job(cfg: SuperresJob) -> None:
     """``strainer-fast superres``: writes the report, metrics.json, config.json and PNGs."""
     inits = parse_inits(cfg.inits)
     validate(cfg)
+    if cfg.fit.points:
+        raise ValueError("--points does not apply to superres: the downsampling operator needs "
+                         "the full-resolution render every step")
     sources = cfg.images = cfg.images or [str(p) for p in default_split()[1]]
     if cfg.input_lowres and cfg.size is None:
         cfg.size = _native_side(list_images(sources[0])[0]) * cfg.scale
@@ -97,6 +101,8 @@ def superres_job(cfg: SuperresJob) -> None:
     else:
         reference, names = load_images(sources, cfg.size, cfg.gray)
         observed = downsample(reference, cfg.scale)
+    check_image_job(cfg.runtime.device, "super-resolving", len(names), cfg.size, cfg.gray,
+                    None, cfg.model.width, cfg.model.layers)
     out = Path(cfg.out)
     write_config(out / "config.json", "superres", cfg)
     results = {}

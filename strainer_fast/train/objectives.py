@@ -1,4 +1,5 @@
-"""Training objectives: per-signal losses [S] of a model at one step."""
+"""Training objectives: per-signal losses [S] of a model at one step, and the chunked
+full-grid render that evaluates a model whose training saw only point batches."""
 
 from __future__ import annotations
 
@@ -9,15 +10,26 @@ from torch import nn
 
 from ..data import coord_grid, to_target
 
-__all__ = ["image_mse", "batch_mse"]
+__all__ = ["image_mse", "batch_mse", "image_points", "render", "EVAL_CHUNK"]
+
+EVAL_CHUNK = 1 << 16  # points per no-grad forward of ``render`` (bounds evaluation memory)
 
 
 def image_mse(model: nn.Module, images: torch.Tensor, *,
               operator: Callable[[torch.Tensor], torch.Tensor] | None = None,
-              render_size: tuple[int, int] | None = None) -> Callable[[int], torch.Tensor]:
-    """Full-grid MSE of each signal: images [S, H, W, C] in [0, 1] against the model's
-    output on [-1, 1]. Inverse problems: the model is rendered on a ``render_size``
-    (H', W') grid and ``operator`` maps the render [S, H'*W', C] to the images' grid."""
+              render_size: tuple[int, int] | None = None, points: int | None = None,
+              generator: torch.Generator | None = None) -> Callable[[int], torch.Tensor]:
+    """MSE of each signal: images [S, H, W, C] in [0, 1] against the model's output on
+    [-1, 1]. ``points`` None: the full grid every step. ``points`` N: N pixels per step,
+    drawn uniformly (with replacement, shared by all signals) from ``generator``
+    (``image_points``), so a step's memory is bounded by N, not by H * W. Inverse problems
+    (full grid only): the model is rendered on a ``render_size`` (H', W') grid and
+    ``operator`` maps the render [S, H'*W', C] to the images' grid."""
+    if points is not None:
+        if operator is not None or render_size not in (None, tuple(images.shape[1:3])):
+            raise ValueError("point minibatches (points) need the full grid of an operator's "
+                             "render; use points=None for inverse problems")
+        return batch_mse(model, image_points(images, points, generator))
     coords = coord_grid(*(render_size or images.shape[1:3])).to(images.device)
     target = to_target(images)
     forward = operator or (lambda out: out)
@@ -26,6 +38,26 @@ def image_mse(model: nn.Module, images: torch.Tensor, *,
         return ((forward(model(coords)) - target) ** 2).mean(dim=(1, 2))
 
     return objective
+
+
+def image_points(images: torch.Tensor, points: int, generator: torch.Generator | None
+                 ) -> Callable[[int], tuple[torch.Tensor, torch.Tensor]]:
+    """Point batches of images [S, H, W, C] in [0, 1] for ``batch_mse``: each call draws
+    ``points`` pixel indices from ``generator`` (CPU) and returns (coords [N, 2] equal to
+    the ``coord_grid`` rows of those pixels, target [S, N, C] in [-1, 1]); nothing of
+    full-grid size is allocated."""
+    if points < 1:
+        raise ValueError(f"points must be >= 1, got {points}")
+    s, h, w, c = images.shape
+    flat = images.reshape(s, h * w, c)
+    axes = [torch.linspace(-1, 1, n).to(images.device) for n in (h, w)]  # as coord_grid
+
+    def batches(step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        idx = torch.randint(0, h * w, (points,), generator=generator).to(images.device)
+        coords = torch.stack([axes[0][idx // w], axes[1][idx % w]], 1)
+        return coords, flat[:, idx] * 2 - 1
+
+    return batches
 
 
 def batch_mse(model: nn.Module, batches: Callable[[int], tuple[torch.Tensor, torch.Tensor]]
@@ -37,3 +69,19 @@ def batch_mse(model: nn.Module, batches: Callable[[int], tuple[torch.Tensor, tor
         return ((model(coords) - target) ** 2).mean(dim=(1, 2))
 
     return objective
+
+
+def render(model: nn.Module, coords: torch.Tensor, chunk: int = EVAL_CHUNK) -> torch.Tensor:
+    """The model's output [S, N, C] at coords [N, in], without gradients, ``chunk`` points
+    per forward: memory beyond the output is bounded by ``chunk``, not by N."""
+    if chunk < 1:
+        raise ValueError(f"chunk must be >= 1, got {chunk}")
+    with torch.no_grad():
+        if coords.shape[0] <= chunk:
+            return model(coords)
+        first = model(coords[:chunk])
+        out = first.new_empty(first.shape[0], coords.shape[0], first.shape[2])
+        out[:, :chunk] = first
+        for start in range(chunk, coords.shape[0], chunk):
+            out[:, start:start + chunk] = model(coords[start:start + chunk])
+    return out
