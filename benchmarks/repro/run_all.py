@@ -89,22 +89,36 @@ def validation_lines(out: Path, cfg: dict) -> list[str]:
                 "`benchmarks/repro/validate.py`); the tuned values were not checked.", ""]
     v = json.loads(path.read_text())
     tuned = common.PREREG["tuned"]
-    size, lr = v["size"], v["strainer_lr"]
-    agree = size["chosen"] == tuned["size"] and lr["chosen"] == list(tuned["strainer_lr"])
-    grid = "; ".join(f"{r['strainer_lr'][0]:g},{r['strainer_lr'][1]:g}: {r['mean_psnr']:.2f} dB"
-                     for r in lr["grid"])
-    cands = "; ".join(f"{r['size']}px: {r['siren_final_psnr']:.2f} dB" for r in size["candidates"])
-    return [
-        "Choices made on the validation split (`benchmarks/repro/validate.py` -> "
-        f"`docs/repro/validation.json`; tuning-train {len(v['tuning_train'])} slices, "
-        f"validation {', '.join(v['validation'])}; never the test slices):", "",
-        f"- image side: **{size['chosen']}px** by the rule \"{size['rule']}\" ({cands});",
-        f"- `--strainer-lr` (encoder, decoder multipliers): **{lr['chosen'][0]:g}, "
-        f"{lr['chosen'][1]:g}** by \"{lr['rule']}\" ({grid}); the previous default "
-        f"{lr['previous_default'][0]:g}, {lr['previous_default'][1]:g} "
-        f"{'changes' if lr['changed'] else 'stays'}.",
-        f"- preregistration.toml `[tuned]` {'agrees' if agree else '**DISAGREES**'} with these.",
-        ""]
+    lines = ["Choices made on the validation split (`benchmarks/repro/validate.py` -> "
+             f"`docs/repro/validation.json`; tuning-train {len(v['tuning_train'])} slices, "
+             f"validation {', '.join(v['validation'])}; never the test slices):", ""]
+    agree = True
+    if "size" in v:
+        size = v["size"]
+        cands = "; ".join(f"{r['size']}px: SIREN {r['siren_final_psnr']:.2f} dB"
+                          for r in size["candidates"])
+        lines.append(f"- image side: **{size['chosen']}px** by the rule \"{size['rule']}\" "
+                     f"({cands}; {size['wall_s']:.0f} s wall, {size['cpu_s']:.0f} s CPU);")
+        agree &= size["chosen"] == tuned["size"]
+    else:
+        lines.append("- image side: **not yet chosen** (validate.py --part size did not finish)")
+    if "strainer_lr" in v:
+        lr = v["strainer_lr"]
+        grid = "; ".join(f"{r['strainer_lr'][0]:g},{r['strainer_lr'][1]:g}: superres "
+                         f"{r['superres_psnr']:.2f}, denoise {r['denoise_psnr']:.2f} dB"
+                         for r in lr["grid"])
+        lines.append(f"- `--strainer-lr` (encoder, decoder multipliers): **{lr['chosen'][0]:g}, "
+                     f"{lr['chosen'][1]:g}** by the rule \"{lr['rule']}\" ({grid}; "
+                     f"{lr['wall_s']:.0f} s wall, {lr['cpu_s']:.0f} s CPU); the previous default "
+                     f"{lr['previous_default'][0]:g}, {lr['previous_default'][1]:g} "
+                     f"{'changes' if lr['changed'] else 'stays'};")
+        agree &= lr["chosen"] == list(tuned["strainer_lr"])
+    else:
+        lines.append("- `--strainer-lr`: **not yet chosen** (validate.py --part strainer_lr did "
+                     "not finish)")
+    lines += [f"- preregistration.toml `[tuned]` {'agrees' if agree else '**DISAGREES**'} with "
+              "the choices above.", ""]
+    return lines
 
 
 def write_report(out: Path, cfg: dict, status: dict, path: Path) -> None:
