@@ -116,8 +116,9 @@ def validation_lines(out: Path, cfg: dict) -> list[str]:
     else:
         lines.append("- `--strainer-lr`: **not yet chosen** (validate.py --part strainer_lr did "
                      "not finish)")
+    checked = [k for k in ("size", "strainer_lr") if k in v]
     lines += [f"- preregistration.toml `[tuned]` {'agrees' if agree else '**DISAGREES**'} with "
-              "the choices above.", ""]
+              f"the choices above ({', '.join(checked)} checked).", ""]
     return lines
 
 
@@ -156,6 +157,8 @@ def write_report(out: Path, cfg: dict, status: dict, path: Path) -> None:
         + ".", "",
         *(([CPU_CUTS.format(**c), ""]) if cfg["preset"] == "cpu" else []),
         *validation_lines(out, cfg),
+        *((["Run notes (written by hand in `notes.md` next to the JSON):", "",
+             (out / "notes.md").read_text().strip(), ""]) if (out / "notes.md").exists() else []),
         "Every number and picture below is read from the JSON/PNG files that the named script "
         f"writes into `{rel}/`; each verdict is decided by the rules in "
         "`benchmarks/repro/claims.py` (pairwise claims: *supported* if at least "
@@ -211,6 +214,7 @@ def main() -> int:
 
         shutil.rmtree(out / "cache", ignore_errors=True)
         (out / "status.json").unlink(missing_ok=True)
+        (out / "notes.md").unlink(missing_ok=True)  # hand-written notes of an earlier run
         for key in ITEMS:
             (out / f"{ITEMS[key].module.NAME}.json").unlink(missing_ok=True)
     status_path = out / "status.json"
