@@ -64,9 +64,9 @@ def weights_count(width: int, layers: int, channels: int, inputs: int = 2) -> in
             + (width + 1) * channels)
 
 
-def capacity_line(cfg: dict, values: int, what: str) -> str:
-    """Parameters per fitted value here, next to the paper's (Table 1)."""
-    ours = weights_count(cfg["width"], cfg["layers"], 1)
+def capacity_line(cfg: dict, values: int, what: str, channels: int = 1) -> str:
+    """Parameters per fitted value here (``channels`` outputs), next to the paper's (Table 1)."""
+    ours = weights_count(cfg["width"], cfg["layers"], channels)
     paper = weights_count(256, 6, 3)
     return (f"{ours:,} weights per network for {values:,} values ({what}): "
             f"{ours / values:.2f} weights per value; the paper: {paper:,} weights for "

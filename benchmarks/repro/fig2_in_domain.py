@@ -46,7 +46,8 @@ def run(cfg: dict, out: Path) -> dict:
                 paper_psnr=PAPER_PSNR, headline=list(HEADLINE), runs=runs, init_cost=init_cost,
                 complete=False,
                 capacity=common.capacity_line(cfg, cfg["size"] ** 2 * test.shape[-1],
-                                              f"{cfg['size']}x{cfg['size']}x{test.shape[-1]}"),
+                                              f"{cfg['size']}x{cfg['size']}x{test.shape[-1]}",
+                                              test.shape[-1]),
                 meta=f"{cfg['meta_method']}, {cfg['meta_steps']} outer steps, "
                      f"{cfg['meta_inner_steps']} inner SGD steps",
                 control=f"STRAINER-10 encoder of the same seed, every layer's weight matrix "
