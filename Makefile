@@ -7,7 +7,7 @@ BUILD_DEPS := scikit-build-core pybind11 ninja cmake
 RUNTIME_DEPS := numpy pillow tqdm matplotlib scikit-image trimesh scipy
 TEST_DEPS := pytest
 
-.PHONY: install demo occupancy-demo test cuda-check gpu-check bench clean repro-quick repro-full
+.PHONY: install demo occupancy-demo test cuda-check gpu-check bench clean repro repro-paper repro-validate
 
 install:
 	$(PYTHON) -c "import torch, sys; sys.exit(0 if torch.__version__.startswith('$(TORCH_SPEC:torch==%=%)') else 1)" 2>/dev/null \
@@ -41,13 +41,18 @@ gpu-check:
 bench: install
 	$(PYTHON) benchmarks/bench_cpu_step.py
 
-# Paper reproduction -> docs/REPRODUCTION.md + docs/repro/ (run `make install` first).
-# repro-quick: CPU sizes (~15 min on 2 free cores); repro-full: the paper's sizes, for a GPU.
-repro-quick:
-	$(PYTHON) benchmarks/repro/run_all.py --no-progress
+# Paper reproduction -> docs/REPRODUCTION.md + docs/repro/ (run `make install` first). Settings:
+# benchmarks/repro/preregistration.toml. repro: preset cpu (< 60 min on 2 free cores);
+# repro-paper: the paper's sizes, for a GPU; repro-validate: the choices made on the
+# validation split (docs/repro/validation.json), run before the report.
+repro:
+	$(PYTHON) benchmarks/repro/run_all.py --preset cpu --fresh --no-progress
 
-repro-full:
-	$(PYTHON) benchmarks/repro/run_all.py --full --no-progress
+repro-paper:
+	$(PYTHON) benchmarks/repro/run_all.py --preset paper --fresh --no-progress
+
+repro-validate:
+	$(PYTHON) benchmarks/repro/validate.py --preset cpu --no-progress
 
 clean:
 	rm -rf build dist *.egg-info strainer_fast_out

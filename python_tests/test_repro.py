@@ -1,39 +1,55 @@
-"""Smoke test of the paper-reproduction driver (benchmarks/repro) at tiny sizes, and its
-claim rules."""
+"""Smoke test of the paper-reproduction driver (benchmarks/repro) at tiny sizes, its
+pre-registration file and its claim rules."""
 
 import json
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
-
 REPRO = Path(__file__).resolve().parents[1] / "benchmarks" / "repro"
-TINY = dict(size=8, width=8, steps=4, pretrain_steps=3, log_every=2, feature_steps=[0, 1, 2],
-            grad_steps=4, stab_size=8, stab_width=8, stab_steps=6, stab_pretrain_steps=2,
-            stab_images=2)
+TINY = dict(size=8, small_size=8, task_size=8, width=8, steps=4, pretrain_steps=3, log_every=2,
+            meta_steps=2, natural_steps=4, natural_pretrain_steps=4, cost_budgets=[2, 4],
+            cost_meta_budgets=[1, 2], cost_fit_steps=2, ablation_shared=[1, 5],
+            ablation_pretrain_steps=2, ablation_steps=4, feature_steps=[0, 1, 2], grad_steps=4,
+            stab_steps=6, stab_images=2, task_steps=4, task_pretrain_steps=3, seeds=[0, 1],
+            test_images=2, capacity_widths=[8, 16])
 
 
 def run_driver(out: Path, *extra: str) -> subprocess.CompletedProcess:
     sets = [x for k, v in TINY.items() for x in ("--set", f"{k}={json.dumps(v)}")]
     return subprocess.run([sys.executable, str(REPRO / "run_all.py"), "--out", str(out),
                            "--no-progress", *sets, *extra], capture_output=True, text=True,
-                          timeout=600)
+                          timeout=900)
+
+
+def rules():
+    sys.path.insert(0, str(REPRO))
+    try:
+        import claims
+    finally:
+        sys.path.remove(str(REPRO))
+    return claims
 
 
 def test_driver_writes_report_from_measurements(tmp_path):
-    proc = run_driver(tmp_path, "--only", "fig3,fig4,fig7,stability")
+    proc = run_driver(tmp_path, "--only", "fig2,fig7,stability")
     assert proc.returncode == 0, proc.stderr[-2000:]
-    for name in ("fig3_features", "fig4_grad_hist", "fig7_ablation", "stability"):
+    for name in ("fig2_in_domain", "fig7_ablation", "stability"):
         assert (tmp_path / f"{name}.json").exists() and (tmp_path / f"{name}.png").exists()
     report = (tmp_path / "REPRODUCTION.md").read_text()
+    fig2 = json.loads((tmp_path / "fig2_in_domain.json").read_text())
+    assert fig2["complete"]
+    assert set(fig2["runs"]["siren"]) == {"0", "1"} and set(fig2["runs"]["meta"]) == {"0"}
+    assert set(fig2["runs"]["control"]) == {"0", "1"}
+    assert "random-weight control" in report and "per seed" in report
     stab = json.loads((tmp_path / "stability.json").read_text())
-    assert set(stab["modes"]) == {"off", "cosine", "clip", "revert"}
     assert f"**{stab['chosen']}**" in report
     fig7 = json.loads((tmp_path / "fig7_ablation.json").read_text())
-    final5 = f"{fig7['shared']['5']['psnr'][-1]:.2f}"
-    assert final5 in report  # numbers come from the JSON
-    assert report.count("**Not measured**") == 4  # fig2, table2, table5, tasks not run
-    assert "more shared encoder layers fit better" in report
+    assert f"{fig7['shared']['5']['psnr'][-1]:.2f}" in report  # numbers come from the JSON
+    assert report.count("**Not measured**") == 7  # the items not run
+    assert "Partial report: 3 of 10 items" in report
+    assert "This run departs from it" in report  # --set overrides are declared
 
 
 def test_driver_rejects_unknown_item(tmp_path):
@@ -41,13 +57,48 @@ def test_driver_rejects_unknown_item(tmp_path):
     assert proc.returncode == 2 and "unknown items" in proc.stderr
 
 
-def test_pairwise_rule():
+def test_preregistration_presets_are_complete():
+    prereg = tomllib.loads((REPRO / "preregistration.toml").read_text())
+    cpu, paper = prereg["presets"]["cpu"], prereg["presets"]["paper"]
+    assert set(cpu) == set(paper)
+    assert cpu["width"] == 256 and cpu["layers"] == 6 and cpu["shared"] == 5
+    assert cpu["steps"] >= 1000 and cpu["pretrain_steps"] >= 2000 and len(cpu["seeds"]) >= 3
+    assert paper["size"] == 178 and paper["pretrain_steps"] == 5000 and paper["steps"] == 2000
+    assert prereg["tuned"]["size"] in prereg["choices"]["size_candidates"]
+    assert prereg["tuned"]["strainer_lr"] in prereg["choices"]["strainer_lr_grid"]
+
+
+def test_random_weight_control_keeps_values_not_structure():
     sys.path.insert(0, str(REPRO))
     try:
-        import claims
+        import common
     finally:
         sys.path.remove(str(REPRO))
+    import torch
+
+    layers = [(torch.randn(6, 4), torch.randn(6)), (torch.randn(6, 6), torch.randn(6))]
+    control = common.permuted(layers, 0)
+    for (w, b), (pw, pb) in zip(layers, control):
+        assert pw.shape == w.shape and torch.equal(pw.flatten().sort()[0], w.flatten().sort()[0])
+        assert torch.equal(pb.sort()[0], b.sort()[0]) and not torch.equal(pw, w)
+
+
+def test_pairwise_rule():
+    claims = rules()
     assert claims.beats("a", [30, 31, 32], "b", [29, 30, 31], "c").verdict == "supported"
     assert claims.beats("a", [30, 31, 32], "b", [29.9, 30.9, 31.9], "c").verdict == "partly"
     assert claims.beats("a", [40, 20, 20], "b", [30, 21, 21], "c").verdict == "partly"
     assert claims.beats("a", [30, 31], "b", [30, 31], "c").verdict == "not supported"
+
+
+def test_seed_rule_is_stricter():
+    claims = rules()
+    a = {"0": [32, 32], "1": [32, 32], "2": [29.9, 29.9]}
+    b = {"0": [30, 30], "1": [30, 30], "2": [30, 30]}
+    # pooled: +1.27 dB and higher on 4/6 pairs -> the pairwise rule says supported,
+    # but seed 2 is worse, so the seed rule says partly
+    assert claims.beats("a", sum(a.values(), []), "b", sum(b.values(), []), "c").verdict \
+        == "supported"
+    assert claims.beats_seeds("a", a, "b", b, "c").verdict == "partly"
+    assert claims.beats_seeds("a", {"0": [31, 31], "1": [31, 31]}, "b",
+                              {"0": [30, 30], "1": [30, 30]}, "c").verdict == "supported"

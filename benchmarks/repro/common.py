@@ -1,9 +1,10 @@
 """Shared settings and helpers of the paper-reproduction scripts (``benchmarks/repro``).
 
-Every script has ``run(cfg, out) -> dict``: it writes ``out/<name>.json`` and
-``out/<name>.png`` and returns the JSON data. ``QUICK`` sizes run on a 2-core CPU;
-``FULL`` are the paper's (178x178 images, width 256, 5000 pretraining and 2000 fitting
-steps; for a GPU).
+Every item script has ``NAME`` and ``run(cfg, out) -> dict``: it writes ``out/<NAME>.json``
+(and usually ``out/<NAME>.png``) and returns the JSON data. The settings come from one
+committed pre-registration file, ``preregistration.toml``: preset ``cpu`` (default; a 2-core
+CPU) or ``paper`` (the paper's sizes, for a GPU). Pretrained encoders and fits are memoised
+per process (``pretrained``, ``cached``), so ``run_all`` pretrains each encoder once.
 """
 
 from __future__ import annotations
@@ -13,6 +14,9 @@ import json
 import os
 import platform
 import sys
+import time
+import tomllib
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import matplotlib
@@ -24,61 +28,185 @@ import torch  # noqa: E402
 
 from strainer_fast.data import default_split, load_images  # noqa: E402
 from strainer_fast.models import resolve_device  # noqa: E402
+from strainer_fast.pretrain import initial_strainer  # noqa: E402
+from strainer_fast.train import Callback, image_mse, train  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs" / "repro"
-
-QUICK = dict(
-    size=32, width=64, layers=6, shared=5, w0=30.0, lr=1e-4, steps=500, pretrain_steps=500,
-    log_every=10, seed=0, device="auto", progress=True, meta_inner_steps=3,
-    # second-order MAML costs ~4x FOMAML per step on a CPU: left out of the quick cost table
-    cost_budgets=[100, 250, 500], cost_meta=["fomaml", "reptile"], cost_fit_steps=100,
-    feature_steps=[0, 50, 100],
-    grad_steps=1000,
-    # stability: grayscale photos, where plain Adam shows drops at these sizes
-    stab_size=32, stab_width=64, stab_steps=1500, stab_pretrain_steps=500, stab_images=4,
-    natural_size=32, occupancy_res=64, occupancy_points=4096, train=None, test=None,
-)
-FULL = dict(
-    QUICK, size=178, width=256, steps=2000, pretrain_steps=5000, log_every=10,
-    cost_budgets=[500, 1000, 2500, 5000], cost_meta=None, cost_fit_steps=200, stab_size=178,
-    stab_width=256, stab_steps=2000, stab_pretrain_steps=5000, stab_images=4, natural_size=178,
-)
+PREREG_PATH = Path(__file__).resolve().with_name("preregistration.toml")
+PREREG = tomllib.loads(PREREG_PATH.read_text())
+PRESETS = tuple(PREREG["presets"])
 
 # skimage.data photos: test (colour), colour training set, grayscale training set.
-NATURAL_TEST = ("astronaut", "coffee", "chelsea", "rocket")
-NATURAL_TRAIN_RGB = ("hubble_deep_field", "immunohistochemistry", "retina")
-NATURAL_TRAIN_GRAY = ("camera", "coins", "moon", "grass", "gravel", "brick", "clock", "cell",
-                      "page", "text")
+NATURAL_TEST = tuple(PREREG["splits"]["natural_test"])
+NATURAL_TRAIN_RGB = tuple(PREREG["splits"]["natural_train_rgb"])
+NATURAL_TRAIN_GRAY = tuple(PREREG["splits"]["natural_train_gray"])
+# The paper's network (Table 1): 2 -> 5 sine layers of width 256 -> linear, on 178x178x3 values.
+PAPER_VALUES = 178 * 178 * 3
 
 
-def opts(cfg: dict) -> dict:
+def preset(name: str) -> dict:
+    """The flat config of preset ``name`` with the tuned values filled in."""
+    if name not in PREREG["presets"]:
+        raise ValueError(f"unknown preset {name!r}; choose from {list(PRESETS)}")
+    cfg = dict(PREREG["presets"][name])
+    for key, value in cfg.items():
+        if value == "tuned":
+            cfg[key] = PREREG["tuned"][key]
+    cfg.update(strainer_lr=list(PREREG["tuned"]["strainer_lr"]), seed=cfg["seeds"][0],
+               device="auto", progress=True, train=None, test=None, preset=name)
+    return cfg
+
+
+def weights_count(width: int, layers: int, channels: int, inputs: int = 2) -> int:
+    """Weights + biases of a SIREN ``inputs`` -> (layers - 1) sine layers -> ``channels``."""
+    return ((inputs + 1) * width + (layers - 2) * (width + 1) * width
+            + (width + 1) * channels)
+
+
+def capacity_line(cfg: dict, values: int, what: str, channels: int = 1) -> str:
+    """Parameters per fitted value here (``channels`` outputs), next to the paper's (Table 1)."""
+    ours = weights_count(cfg["width"], cfg["layers"], channels)
+    paper = weights_count(256, 6, 3)
+    return (f"{ours:,} weights per network for {values:,} values ({what}): "
+            f"{ours / values:.2f} weights per value; the paper: {paper:,} weights for "
+            f"178x178x3 = {PAPER_VALUES:,} values, {paper / PAPER_VALUES:.2f} per value")
+
+
+def opts(cfg: dict, seed: int | None = None) -> dict:
     """Keyword options for fit_many / pretrain / meta_init."""
-    return dict(seed=cfg["seed"], device=cfg["device"], progress=cfg["progress"])
+    return dict(seed=cfg["seed"] if seed is None else seed, device=cfg["device"],
+                progress=cfg["progress"], precision=cfg["precision"])
 
 
-def compare_kwargs(cfg: dict) -> dict:
-    """Keyword options for ``strainer_fast.compare``."""
-    return dict(width=cfg["width"], layers=cfg["layers"], shared=cfg["shared"], w0=cfg["w0"],
-                steps=cfg["steps"], lr=cfg["lr"], pretrain_steps=cfg["pretrain_steps"],
-                log_every=cfg["log_every"], **opts(cfg))
+def net(cfg: dict, width: int | None = None) -> dict:
+    return dict(width=width or cfg["width"], layers=cfg["layers"], w0=cfg["w0"])
 
 
-def net(cfg: dict) -> dict:
-    return dict(width=cfg["width"], layers=cfg["layers"], w0=cfg["w0"])
+def fit_kw(cfg: dict, steps: int | None = None, seed: int | None = None,
+           log_every: int | None = None, width: int | None = None) -> dict:
+    """Keyword options of a ``fit_many`` run at the preset's network and schedule."""
+    return dict(steps=steps or cfg["steps"], lr=cfg["lr"],
+                log_every=cfg["log_every"] if log_every is None else log_every,
+                **net(cfg, width), **opts(cfg, seed))
 
 
-def in_domain_data(cfg: dict) -> tuple[torch.Tensor, list[str], torch.Tensor, list[str], str]:
-    """(train, train names, test, test names, label): ``cfg["train"]``/``cfg["test"]``
-    folders if given, else the embedded MRI split."""
+# -- per-process memo: run_all pretrains each encoder and runs each shared fit once --------
+_MEMO: dict = {}
+
+
+def cached(key: tuple, make):
+    """``make()``, memoised under ``key`` for this process."""
+    if key not in _MEMO:
+        _MEMO[key] = make()
+    return _MEMO[key]
+
+
+@dataclass
+class Pretrained:
+    """A pretrained encoder: its layers, the cost of pretraining it (wall and process CPU
+    seconds) and snapshots {step: (layers, wall_s, cpu_s)} at earlier steps."""
+
+    layers: list
+    wall_s: float
+    cpu_s: float
+    snapshots: dict = field(default_factory=dict)
+
+
+class _Snapshots(Callback):
+    def __init__(self, steps: set[int], into: dict, t0: tuple[float, float]) -> None:
+        self.steps, self.into, self.t0 = steps, into, t0
+
+    def after_step(self, t, mse) -> bool:
+        if t.step in self.steps:
+            self.into[t.step] = ([(w.detach().clone(), b.detach().clone())
+                                  for w, b in t.model.encoder_layers()],
+                                 time.perf_counter() - self.t0[0],
+                                 time.process_time() - self.t0[1])
+        return False
+
+
+def pretrained(cfg: dict, data: str, images: torch.Tensor, *, shared: int, steps: int,
+               seed: int, width: int | None = None, layers: int | None = None,
+               snapshots: tuple[int, ...] = ()) -> Pretrained:
+    """STRAINER pretraining on images [S, H, W, C] (Adam, ``cfg["lr"]``), memoised by
+    (``data``, size, settings). ``data`` names the training set (part of the memo key).
+    Snapshots of the encoder are kept at every step of ``snapshots`` and of
+    ``cfg["cost_budgets"]`` / ``cfg["ablation_pretrain_steps"]`` below ``steps``."""
+    width, layers = width or cfg["width"], layers or cfg["layers"]
+    key = ("pretrain", data, tuple(images.shape), shared, steps, seed, width, layers,
+           cfg["w0"], cfg["lr"], cfg["precision"])
+
+    def make() -> Pretrained:
+        dev = resolve_device(cfg["device"])
+        model = initial_strainer(images.shape[0], 0, images.shape[0], in_features=2,
+                                 out_features=images.shape[-1], width=width, layers=layers,
+                                 shared=shared, w0=cfg["w0"], seed=seed,
+                                 precision=cfg["precision"]).to(dev)
+        want = {s for s in (*snapshots, *cfg.get("cost_budgets", ()),
+                            cfg.get("ablation_pretrain_steps", 0)) if 0 < s < steps}
+        snaps: dict = {}
+        t0 = (time.perf_counter(), time.process_time())
+        train(model, image_mse(model, images.to(dev, torch.float32)), steps, lr=cfg["lr"],
+              callbacks=[_Snapshots(want, snaps, t0)], progress=cfg["progress"],
+              desc=f"pretrain STRAINER-{images.shape[0]} ({data}, seed {seed})")
+        return Pretrained([(w.detach(), b.detach()) for w, b in model.encoder_layers()],
+                          time.perf_counter() - t0[0], time.process_time() - t0[1], snaps)
+
+    return cached(key, lambda: _on_disk(cfg, key, make))
+
+
+def _on_disk(cfg: dict, key: tuple, make) -> Pretrained:
+    """``make()`` through the folder ``cfg["cache_dir"]`` (if set): items run as separate
+    processes share their encoders; a cached encoder keeps the cost of the run that made it."""
+    if not cfg.get("cache_dir"):
+        return make()
+    import hashlib
+
+    path = Path(cfg["cache_dir"]) / f"{hashlib.sha1(repr(key).encode()).hexdigest()[:16]}.pt"
+    if path.exists():
+        return Pretrained(**torch.load(path, map_location=resolve_device(cfg["device"])))
+    result = make()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    torch.save(dict(vars(result)), tmp)
+    tmp.replace(path)
+    return result
+
+
+def permuted(layers: list, seed: int) -> list:
+    """Random-weight control: every weight matrix and bias vector with its entries randomly
+    permuted (same per-layer value distribution, no learned structure)."""
+    g = torch.Generator().manual_seed(seed)
+    out = []
+    for w, b in layers:
+        pw = torch.randperm(w.numel(), generator=g)
+        pb = torch.randperm(b.numel(), generator=g)
+        out.append((w.flatten()[pw.to(w.device)].reshape(w.shape),
+                    b.flatten()[pb.to(b.device)].reshape(b.shape)))
+    return out
+
+
+def timed(fn):
+    """(fn(), wall seconds, process CPU seconds)."""
+    t0, c0 = time.perf_counter(), time.process_time()
+    result = fn()
+    return result, time.perf_counter() - t0, time.process_time() - c0
+
+
+def in_domain_data(cfg: dict, size: int | None = None
+                   ) -> tuple[torch.Tensor, list[str], torch.Tensor, list[str], str]:
+    """(train, train names, test, test names, label) at ``size`` (default ``cfg["size"]``):
+    ``cfg["train"]``/``cfg["test"]`` folders if given, else the embedded MRI split."""
+    size = size or cfg["size"]
     if cfg.get("train") or cfg.get("test"):
         if not (cfg.get("train") and cfg.get("test")):
             raise ValueError("give both --train and --test folders, or neither")
         train_src, test_src, label = cfg["train"], cfg["test"], f"{cfg['train']} -> {cfg['test']}"
     else:
         (train_src, test_src), label = default_split(), "embedded MNI MRI slices (README split)"
-    train, train_names = load_images(train_src, cfg["size"])
-    test, test_names = load_images(test_src, cfg["size"])
+    train, train_names = load_images(train_src, size)
+    test, test_names = load_images(test_src, size)
     if train.shape[-1] != test.shape[-1]:
         raise ValueError("train and test images have different channel counts")
     return train, train_names, test, test_names, label
@@ -149,16 +277,21 @@ def parse(description: str, driver: bool = False) -> tuple[dict, Path, argparse.
         p.add_argument("--only", help="comma list of items to run (default: all)")
         p.add_argument("--report-only", action="store_true",
                        help="only rewrite the report from the JSON already in --out")
-    p.add_argument("--full", action="store_true", help="paper sizes (for a GPU)")
+        p.add_argument("--fresh", action="store_true",
+                       help="first delete the cached encoders and the items' JSON in --out")
+    p.add_argument("--preset", default="cpu", choices=PRESETS,
+                   help="settings from preregistration.toml (default cpu; paper: for a GPU)")
     p.add_argument("--out", default=str(DOCS), help="output folder (default docs/repro)")
     p.add_argument("--train", help="training image folder for the in-domain items (default MRI)")
     p.add_argument("--test", help="test image folder for the in-domain items")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config value (JSON value), e.g. --set steps=20")
+                   help="override a config value (JSON value), e.g. --set steps=20 (the "
+                        "report then says the run departs from the pre-registration)")
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args()
-    cfg = dict(FULL if args.full else QUICK, train=args.train, test=args.test,
-               progress=not args.no_progress, preset="full" if args.full else "quick")
+    cfg = dict(preset(args.preset), train=args.train, test=args.test,
+               progress=not args.no_progress)
+    overrides = {}
     for item in args.set:
         key, _, value = item.partition("=")
         if key not in cfg:
@@ -167,6 +300,10 @@ def parse(description: str, driver: bool = False) -> tuple[dict, Path, argparse.
             cfg[key] = json.loads(value)
         except json.JSONDecodeError:
             cfg[key] = value
+        overrides[key] = cfg[key]
+    if "seeds" in overrides or "seed" not in overrides:
+        cfg["seed"] = cfg["seeds"][0]
+    cfg["overrides"] = overrides
     return cfg, Path(args.out), args
 
 

@@ -1,50 +1,109 @@
 """Paper Fig. 2 / Table 1: in-domain fitting, PSNR and SSIM vs step for SIREN, SIREN
-fine-tuned, meta-learned inits, STRAINER-1 and STRAINER-10 (default: embedded MRI split)."""
+fine-tuned, a meta-learned init, STRAINER-1, STRAINER-10 and the random-weight control
+(STRAINER-10's encoder with each layer's weights and biases randomly permuted), on the
+embedded MRI split by default. The headline rows (SIREN, STRAINER-10, control) run every
+seed of the preset (pretraining and fitting); the others run the first seed."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import matplotlib.pyplot as plt
+import numpy as np
 
 import common
-from strainer_fast import compare
-from strainer_fast.meta import META_METHODS
-from strainer_fast.report import method_metrics, write_report
+from strainer_fast.fit import fit_many, siren_ft_init
+from strainer_fast.meta import meta_init
+from strainer_fast.report import method_metrics
 
 NAME = "fig2_in_domain"
 # Paper Table 1 (CelebA-HQ, 178x178, width 256, 2000 steps): mean test PSNR (dB).
 PAPER_PSNR = {"siren": 44.9, "siren-ft": 51.0, "meta": 53.0, "strainer-1": 50.3,
               "strainer-10": 57.7}
+HEADLINE = ("siren", "strainer-10", "control")
 
 
-def methods() -> list[str]:
-    return ["siren", "siren-ft", *(f"meta-{m}" for m in META_METHODS), "strainer-1",
-            "strainer-10"]
+def meta_layers(cfg: dict, train, seed: int) -> tuple[list, float, float]:
+    """Meta-learned init (``cfg["meta_method"]``, ``cfg["meta_steps"]`` outer steps) on all
+    training images, memoised: (layers, wall s, CPU s)."""
+    key = ("meta", cfg["meta_method"], tuple(train.shape), cfg["meta_steps"], seed,
+           cfg["width"], cfg["layers"], cfg["precision"])
+    return common.cached(key, lambda: common.timed(lambda: meta_init(
+        train, cfg["meta_method"], steps=cfg["meta_steps"], inner_steps=cfg["meta_inner_steps"],
+        lr=cfg["lr"], **common.net(cfg), **common.opts(cfg, seed))))
 
 
 def run(cfg: dict, out: Path) -> dict:
     train, train_names, test, test_names, label = common.in_domain_data(cfg)
-    results = compare(train, test, methods(), train_names=train_names,
-                      **common.compare_kwargs(cfg))
-    write_report(out / NAME, results, test, test_names, {k: cfg[k] for k in
-                 ("size", "width", "layers", "shared", "lr", "steps", "pretrain_steps")},
-                 device=common.machine(cfg), title="In-domain fitting (paper Fig. 2)")
-    data = dict(data=label, machine=common.machine(cfg), test=test_names,
-                train=train_names, paper_psnr=PAPER_PSNR,
-                methods={m: method_metrics(r, test_names) for m, r in results.items()},
-                config={k: cfg[k] for k in ("size", "width", "layers", "shared", "lr", "steps",
-                                             "pretrain_steps", "meta_inner_steps", "seed")})
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    for m, d in data["methods"].items():
-        axes[0].plot(d["step"], d["psnr"], label=m)
-        axes[1].plot(d["step"], d["ssim"], label=m)
+    test, test_names = test[:cfg["test_images"]], test_names[:cfg["test_images"]]
+    runs: dict[str, dict[str, dict]] = {m: {} for m in
+                                        ("siren", "siren-ft", "meta", "strainer-1",
+                                         "strainer-10", "control")}
+    init_cost: dict[str, dict[str, dict]] = {m: {} for m in runs}
+
+    data = dict(data=f"{label}, first {len(test_names)} test images",
+                machine=common.machine(cfg), test=test_names, train=train_names,
+                paper_psnr=PAPER_PSNR, headline=list(HEADLINE), runs=runs, init_cost=init_cost,
+                complete=False,
+                capacity=common.capacity_line(cfg, cfg["size"] ** 2 * test.shape[-1],
+                                              f"{cfg['size']}x{cfg['size']}x{test.shape[-1]}",
+                                              test.shape[-1]),
+                meta=f"{cfg['meta_method']}, {cfg['meta_steps']} outer steps, "
+                     f"{cfg['meta_inner_steps']} inner SGD steps",
+                control=f"STRAINER-10 encoder of the same seed, every layer's weight matrix "
+                        f"and bias vector randomly permuted (permutation seed "
+                        f"{cfg['control_seed']} + seed)",
+                config={k: cfg[k] for k in ("size", "test_images", "width", "layers", "shared",
+                                             "w0", "lr", "steps", "pretrain_steps",
+                                             "meta_steps", "meta_inner_steps", "seeds",
+                                             "precision")})
+
+    def fit(method: str, seed: int, init: str = "siren", weights=None) -> None:
+        r = fit_many(test, init, init_weights=weights, desc=f"fit {method} (seed {seed})",
+                     **common.fit_kw(cfg, seed=seed))
+        runs[method][str(seed)] = dict(method_metrics(r, test_names), fit_wall_s=r.wall_s[-1])
+        common.save_json(out, NAME, data)  # a cut-short run keeps what it measured
+
+    # First seed: every row; then the other seeds: the headline rows.
+    for i, seed in enumerate(cfg["seeds"]):
+        enc = common.pretrained(cfg, "in-domain train", train[:10], shared=cfg["shared"],
+                                steps=cfg["pretrain_steps"], seed=seed)
+        init_cost["strainer-10"][str(seed)] = dict(wall_s=enc.wall_s, cpu_s=enc.cpu_s)
+        fit("siren", seed)
+        fit("strainer-10", seed, "strainer", enc.layers)
+        fit("control", seed, "strainer", common.permuted(enc.layers, cfg["control_seed"] + seed))
+        if i:
+            continue
+        one = common.pretrained(cfg, "in-domain train", train[:1], shared=cfg["shared"],
+                                steps=cfg["pretrain_steps"], seed=seed)
+        init_cost["strainer-1"][str(seed)] = dict(wall_s=one.wall_s, cpu_s=one.cpu_s)
+        fit("strainer-1", seed, "strainer", one.layers)
+        ft, wall, cpu = common.timed(lambda: siren_ft_init(
+            train[0], **common.fit_kw(cfg, seed=seed, log_every=0), desc="siren-ft init"))
+        init_cost["siren-ft"][str(seed)] = dict(wall_s=wall, cpu_s=cpu)
+        fit("siren-ft", seed, "siren-ft", ft)
+        meta, wall, cpu = meta_layers(cfg, train, seed)
+        init_cost["meta"][str(seed)] = dict(wall_s=wall, cpu_s=cpu)
+        fit("meta", seed, "meta", meta)
+    data["complete"] = True
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for i, (m, per_seed) in enumerate(runs.items()):
+        curves = list(per_seed.values())
+        step = curves[0]["step"]
+        for ax, key in zip(axes, ("psnr", "ssim")):
+            v = np.array([c[key] for c in curves])
+            ax.plot(step, v.mean(0), color=f"C{i}",
+                    label=m + (f" ({len(curves)} seeds)" if len(curves) > 1 else ""))
+            if len(curves) > 1:
+                ax.fill_between(step, v.min(0), v.max(0), color=f"C{i}", alpha=0.2)
     for ax, what in zip(axes, ("mean test PSNR (dB)", "mean test SSIM")):
         ax.set_xlabel("fitting step")
         ax.set_ylabel(what)
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
-    fig.suptitle(f"In-domain fitting: {label}, {cfg['size']}px, width {cfg['width']}")
+    fig.suptitle(f"In-domain fitting: {label}, {cfg['size']}px, width {cfg['width']} "
+                 "(band: min-max over seeds)", fontsize=9)
     return common.finish(fig, out, NAME, data)
 
 

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 import common
-from strainer_fast import fit_many, pretrain
+from strainer_fast import fit_many
 from strainer_fast.data import coord_grid, from_output
 from strainer_fast.train import Callback
 
@@ -38,8 +38,8 @@ def run(cfg: dict, out: Path) -> dict:
     gt = image[0].mean(-1).numpy()
     coords = coord_grid(h, w)
     depth = cfg["shared"]
-    enc = pretrain(train[:10], shared=depth, steps=cfg["pretrain_steps"], lr=cfg["lr"],
-                   **common.net(cfg), **common.opts(cfg)).encoder_layers()
+    enc = common.pretrained(cfg, "in-domain train", train[:10], shared=depth,
+                            steps=cfg["pretrain_steps"], seed=cfg["seed"]).layers
     steps = cfg["feature_steps"]
     rows = {}
     for method, init, weights in (("siren", "siren", None), ("strainer-10", "strainer", enc)):

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 import common
-from strainer_fast import fit_many, pretrain
+from strainer_fast import fit_many
 from strainer_fast.train import Callback
 
 NAME = "fig4_grad_hist"
@@ -19,8 +19,9 @@ BINS = np.linspace(-12, 0, 61)  # log10 |gradient| bin edges
 
 def run(cfg: dict, out: Path) -> dict:
     train, _, test, _, label = common.in_domain_data(cfg)
-    enc = pretrain(train[:10], shared=cfg["shared"], steps=cfg["pretrain_steps"], lr=cfg["lr"],
-                   **common.net(cfg), **common.opts(cfg)).encoder_layers()
+    enc = common.pretrained(cfg, "in-domain train", train[:10], shared=cfg["shared"],
+                            steps=cfg["pretrain_steps"], seed=cfg["seed"]).layers
+    test = test[:cfg["test_images"]]
     layers = {"layer 1": 0, f"layer {cfg['shared']}": cfg["shared"] - 1,
               f"layer {cfg['layers']} (last)": cfg["layers"] - 1}
     steps = cfg["grad_steps"]

@@ -1,8 +1,13 @@
-"""Runs every reproduction script and writes docs/REPRODUCTION.md from their JSON.
+"""Runs every reproduction item and writes docs/REPRODUCTION.md from their JSON.
 
-``python benchmarks/repro/run_all.py`` (CPU sizes, ``make repro-quick``) or ``--full``
-(paper sizes, for a GPU; ``make repro-full``). A failing item is reported as failed, the
-others still run; the exit status is 1 if any failed.
+``python benchmarks/repro/run_all.py`` (preset ``cpu``, ``make repro``) or ``--preset paper``
+(the paper's sizes, for a GPU; ``make repro-paper``); settings from preregistration.toml.
+A failing item is reported as failed, the others still run; the exit status is 1 if any
+failed. The report is rewritten after every item, so an interrupted run leaves a report of
+the items measured so far (marked partial).
+
+Adding an item: a module with ``NAME`` and ``run(cfg, out) -> dict`` (see common.py), a rule
+``(data) -> (lines, claims)`` (claims.py or the module), and one ``Item`` line in ``ITEMS``.
 """
 
 from __future__ import annotations
@@ -12,7 +17,10 @@ import json
 import sys
 import time
 import traceback
+from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
+from typing import Callable
 
 import claims
 import common
@@ -20,110 +28,175 @@ import fig2_in_domain
 import fig3_features
 import fig4_grad_hist
 import fig7_ablation
+import fig12_occupancy
 import stability
 import table2_ood
+import table4_capacity
 import table5_cost
-import tasks_curves
+import table6_inverse
 
-# (module, section title, claim rule function)
-ITEMS = {
-    "fig2": (fig2_in_domain, "1. In-domain fitting (paper Fig. 2 / Table 1)", claims.fig2),
-    "table2": (table2_ood, "2. Out-of-domain fitting (paper Table 2)", claims.table2),
-    "table5": (table5_cost, "3. Pretraining cost (paper Table 5)", claims.table5),
-    "fig7": (fig7_ablation, "4. Number of shared layers (paper Fig. 7)", claims.fig7),
-    "fig3": (fig3_features, "5. Encoder features and spectra (paper Fig. 3)", claims.fig3),
-    "fig4": (fig4_grad_hist, "6. Gradient histograms (paper Fig. 4)", claims.fig4),
-    "tasks": (tasks_curves, "7. Super-resolution, denoising, 3D occupancy", tasks_curves.claims),
-    "stability": (stability, "Beyond the paper: stable test-time fitting", claims.stability),
+
+@dataclass
+class Item:
+    module: ModuleType
+    title: str
+    rule: Callable[[dict], tuple[list[str], list[claims.Claim]]]
+    note: str = ""
+
+
+# In run order: the headline item first, so a cut-short run still has it.
+ITEMS: dict[str, Item] = {
+    "fig2": Item(fig2_in_domain, "1. In-domain fitting (paper Fig. 2 / Table 1)", claims.fig2,
+                 "The paper's numbers are on CelebA-HQ faces (178x178 RGB, 5000 pretraining / "
+                 "2000 fitting steps); ours are on the data and sizes named here, side by side "
+                 "for orientation only, **not** a like-for-like comparison."),
+    "table2": Item(table2_ood, "2. Out-of-domain fitting (paper Table 2)", claims.table2,
+                   "Encoders: STRAINER-10 on the 10 MRI training slices (grayscale), STRAINER-10 "
+                   "on 10 grayscale skimage photos (the grayscale-trained variant), STRAINER-3 "
+                   "on 3 colour skimage photos; grayscale-trained encoders get a fresh "
+                   "3-channel decoder for colour photos. MRI <-> photos in both directions."),
+    "table4": Item(table4_capacity, "3. Capacity: wider SIREN vs STRAINER (paper Table 4 "
+                   "analogue)", claims.table4),
+    "table6": Item(table6_inverse, "4. Inverse problems (paper Table 6)", claims.table6),
+    "table5": Item(table5_cost, "5. Pretraining cost (paper Table 5)", claims.table5),
+    "fig7": Item(fig7_ablation, "6. Number of shared layers (paper Fig. 7)", claims.fig7),
+    "fig3": Item(fig3_features, "7. Encoder features and spectra (paper Fig. 3)", claims.fig3,
+                 "Features: output of the last shared (encoder) layer of the network fitted to "
+                 "the first test image; for SIREN the same layer of its own network."),
+    "fig4": Item(fig4_grad_hist, "8. Gradient histograms (paper Fig. 4)", claims.fig4,
+                 "Histograms are pooled over the test images (one network each)."),
+    "fig12": Item(fig12_occupancy, "9. 3D occupancy (paper Fig. 12)", claims.fig12),
+    "stability": Item(stability, "10. Beyond the paper: stable test-time fitting",
+                      claims.stability,
+                      "Same images, inits, seeds and steps for every mode; grayscale skimage "
+                      "photos at the small size."),
 }
 
-NOTES = {
-    "fig2": "The paper's numbers are on CelebA-HQ faces (178x178 RGB, width 256, 5000 "
-            "pretraining steps, 2000 fitting steps); ours are on the data and sizes named "
-            "above. They are side by side for orientation only, **not** as a like-for-like "
-            "comparison.",
-    "table2": "Encoders: STRAINER-10 on the 10 MRI training slices (grayscale), STRAINER-10 "
-              "on 10 grayscale skimage photos, and STRAINER on the 3 colour skimage photos; "
-              "the grayscale-trained encoders get a fresh 3-channel decoder for colour "
-              "photos (the encoder maps coordinates to features, so it is channel-agnostic).",
-    "fig4": "Histograms are pooled over all test images (one network each).",
-    "fig3": "Features: output of the last shared (encoder) layer of the network fitted to "
-            "the first test image; for SIREN the same layer of its own network.",
-    "stability": "Same images, inits, seeds and steps for every mode. Drops appear once a "
-                 "fit reaches high PSNR: in the quick preset, small grayscale photos fitted "
-                 "for many steps by a width-64 network (the MRI slices at quick sizes are "
-                 "fitted almost exactly and showed hardly any drops in our trials).",
-}
+CPU_CUTS = ("Cuts forced by the 60-minute budget on 2 CPU cores (pre-registered in "
+            "`benchmarks/repro/preregistration.toml`, where the budget arithmetic is): the "
+            "in-domain items fit the first {test_images} of the 6 MRI test slices; the "
+            "meta-learned init gets {meta_steps} outer steps (paper: 5000), so it is a weak "
+            "baseline; the secondary items (2-6, 9, 10) run at {small_size}px (inverse "
+            "problems {task_size}px) with fewer steps, one seed, and the ablation with "
+            "{ablation_shared} shared layers.")
 
 
-# Caveats of the CPU-sized preset (read with the numbers they qualify).
-_Q = common.QUICK
-_WEIGHTS = 3 * _Q["width"] + (_Q["layers"] - 2) * (_Q["width"] + 1) * _Q["width"] + _Q["width"] + 1
-QUICK_NOTES = {
-    "fig2": f"Caveat of the quick preset: {_Q['size']}x{_Q['size']} images have "
-            f"{_Q['size'] ** 2} pixels per channel for {_WEIGHTS} weights per network, so "
-            "every init can end far above the paper's PSNR range and the final-step ordering "
-            "mostly says which init converges to a near-exact fit first; the early column is "
-            "closer to the regime of the paper's Fig. 2. The encoders and meta-learned inits "
-            f"also get {_Q['pretrain_steps']} pretraining steps, not the paper's "
-            f"{common.FULL['pretrain_steps']}. Run `--full` (GPU) for the paper's regime.",
-}
+def validation_lines(out: Path, cfg: dict) -> list[str]:
+    """What the validation split chose, and whether preregistration.toml agrees."""
+    path = out / "validation.json"
+    if not path.exists():
+        return ["**Validation choices: `validation.json` missing** (run "
+                "`benchmarks/repro/validate.py`); the tuned values were not checked.", ""]
+    v = json.loads(path.read_text())
+    tuned = common.PREREG["tuned"]
+    lines = ["Choices made on the validation split (`benchmarks/repro/validate.py` -> "
+             f"`docs/repro/validation.json`; tuning-train {len(v['tuning_train'])} slices, "
+             f"validation {', '.join(v['validation'])}; never the test slices):", ""]
+    agree = True
+    if "size" in v:
+        size = v["size"]
+        cands = "; ".join(f"{r['size']}px: SIREN {r['siren_final_psnr']:.2f} dB"
+                          for r in size["candidates"])
+        lines.append(f"- image side: **{size['chosen']}px** by the rule \"{size['rule']}\" "
+                     f"({cands}; {size['wall_s']:.0f} s wall, {size['cpu_s']:.0f} s CPU);")
+        agree &= size["chosen"] == tuned["size"]
+    else:
+        lines.append("- image side: **not yet chosen** (validate.py --part size did not finish)")
+    if "strainer_lr" in v:
+        lr = v["strainer_lr"]
+        grid = "; ".join(f"{r['strainer_lr'][0]:g},{r['strainer_lr'][1]:g}: superres "
+                         f"{r['superres_psnr']:.2f}, denoise {r['denoise_psnr']:.2f} dB"
+                         for r in lr["grid"])
+        lines.append(f"- `--strainer-lr` (encoder, decoder multipliers): **{lr['chosen'][0]:g}, "
+                     f"{lr['chosen'][1]:g}** by the rule \"{lr['rule']}\" ({grid}; "
+                     f"{lr['wall_s']:.0f} s wall, {lr['cpu_s']:.0f} s CPU); the previous default "
+                     f"{lr['previous_default'][0]:g}, {lr['previous_default'][1]:g} "
+                     f"{'changes' if lr['changed'] else 'stays'};")
+        agree &= lr["chosen"] == list(tuned["strainer_lr"])
+    else:
+        lines.append("- `--strainer-lr`: **not yet chosen** (validate.py --part strainer_lr did "
+                     "not finish)")
+    checked = [k for k in ("size", "strainer_lr") if k in v]
+    lines += [f"- preregistration.toml `[tuned]` {'agrees' if agree else '**DISAGREES**'} with "
+              f"the choices above ({', '.join(checked)} checked).", ""]
+    return lines
 
 
 def write_report(out: Path, cfg: dict, status: dict, path: Path) -> None:
     """Renders the report from ``out``/<item>.json and the run ``status``."""
-    flag = " --full" if cfg["preset"] == "full" else ""
     when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     rel = Path("repro") if out.resolve() == common.DOCS.resolve() else out.resolve()
+    measured = [k for k in ITEMS if (out / f"{ITEMS[k].module.NAME}.json").exists()
+                and not status.get(k, {}).get("error")]
+    wall = sum(status[k].get("wall_s", 0) for k in measured if k in status)
+    cpu = sum(status[k].get("cpu_s", 0) for k in measured if k in status)
+    c = cfg
     head = [
         "# Reproducing the STRAINER paper's claims", "",
-        f"Generated {when} by `python benchmarks/repro/run_all.py{flag}` "
-        f"(`make repro-{cfg['preset']}`), preset **{cfg['preset']}**, on: "
+        f"Generated {when} by `python benchmarks/repro/run_all.py --preset {cfg['preset']}` "
+        f"(`make repro{'' if cfg['preset'] == 'cpu' else '-' + cfg['preset']}`) on: "
         f"{common.machine(cfg)}.",
-        "Wall times were measured on a VM whose cores were shared with other jobs, so they "
-        "are upper bounds." if "CPU" in common.machine(cfg) else "",
+        "" if len(measured) == len(ITEMS) else
+        f"**Partial report: {len(measured)} of {len(ITEMS)} items measured** "
+        f"({', '.join(measured) or 'none'}); the others say *not measured*.", "",
+        f"Measured items took {wall / 60:.1f} min wall, {cpu / 60:.1f} min process CPU time "
+        "in total. "
+        + ("The cores were shared with other jobs during the run, so wall times are upper "
+           "bounds; CPU times are this process's own." if "CPU" in common.machine(cfg) else ""),
         "",
+        "Pre-registered: presets, seeds, splits, tuned defaults and their selection rules are "
+        "in `benchmarks/repro/preregistration.toml`, fixed before this run. "
+        + (f"**This run departs from it**: {cfg['overrides']}." if cfg.get("overrides") else
+           "This run uses it unchanged."), "",
+        f"Preset **{cfg['preset']}**: the paper's network (2 -> {c['layers'] - 1} sine layers "
+        f"of width {c['width']}, {c['shared']} shared, -> one linear layer per signal; w0 "
+        f"{c['w0']:g}; Adam lr {c['lr']:g}; full-grid MSE; {c['precision']} fp32), "
+        f"{c['size']}px images, {c['pretrain_steps']} pretraining / {c['steps']} fitting "
+        f"steps, seeds {c['seeds']} for the headline rows. "
+        + common.capacity_line(c, c["size"] ** 2, f"{c['size']}x{c['size']} grayscale MRI")
+        + ".", "",
+        *(([CPU_CUTS.format(**c), ""]) if cfg["preset"] == "cpu" else []),
+        *validation_lines(out, cfg),
+        *((["Run notes (written by hand in `notes.md` next to the JSON):", "",
+             (out / "notes.md").read_text().strip(), ""]) if (out / "notes.md").exists() else []),
         "Every number and picture below is read from the JSON/PNG files that the named script "
         f"writes into `{rel}/`; each verdict is decided by the rules in "
-        "`benchmarks/repro/claims.py` "
-        f"(pairwise claims: *supported* if at least {claims.MARGIN_DB} dB better on average "
-        f"and better on at least {claims.WIN_SHARE:.0%} of the images, *partly* if better on "
-        "average, else *not supported*). The quick preset uses small images and networks, "
-        "so absolute PSNRs are not the paper's; the claims are about orderings.", "",
-        f"Quick-preset sizes: {common.QUICK['size']}px images, width {common.QUICK['width']}, "
-        f"{common.QUICK['pretrain_steps']} pretraining / {common.QUICK['steps']} fitting steps"
-        f" (paper / `--full`: {common.FULL['size']}px, width {common.FULL['width']}, "
-        f"{common.FULL['pretrain_steps']} / {common.FULL['steps']}).", "",
+        "`benchmarks/repro/claims.py` (pairwise claims: *supported* if at least "
+        f"{claims.MARGIN_DB} dB better on average and better on at least "
+        f"{claims.WIN_SHARE:.0%} of the images, *partly* if better on average, else *not "
+        "supported*; headline rows over seeds: the same over all (seed, image) pairs and, for "
+        "*supported*, better for every seed).", "",
         "## Summary", "", "| item | claim | verdict | evidence |", "| --- | --- | --- | --- |"]
     body = []
-    for key, (module, title, rule) in ITEMS.items():
+    for key, item in ITEMS.items():
+        name, title = item.module.NAME, item.title
         body += [f"## {title}", "",
-                 f"Command: `python benchmarks/repro/{Path(module.__file__).name}{flag}` "
-                 f"(writes `{rel}/{module.NAME}.json`, `{rel}/{module.NAME}.png`).", ""]
+                 f"Command: `python benchmarks/repro/{Path(item.module.__file__).name} "
+                 f"--preset {cfg['preset']}` (writes `{rel}/{name}.json`, `{rel}/{name}.png`).",
+                 ""]
         st = status.get(key, {})
-        json_path = out / f"{module.NAME}.json"
+        json_path = out / f"{name}.json"
         if st.get("error") or not json_path.exists():
             why = st.get("error", "not run")
             body += [f"**Not measured**: {why}", ""]
             head.append(f"| {title.split(' (')[0]} | - | not measured | {why} |")
             continue
         data = json.loads(json_path.read_text())
-        lines, found = rule(data)
+        lines, found = item.rule(data)
         if data.get("data"):
             body += [f"Data: {data['data']}.", ""]
-        if key in NOTES:
-            body += [NOTES[key], ""]
-        if cfg["preset"] == "quick" and key in QUICK_NOTES:
-            body += [QUICK_NOTES[key], ""]
-        if (out / f"{module.NAME}.png").exists():
-            body += [f"![{title}]({rel}/{module.NAME}.png)", ""]
+        if item.note:
+            body += [item.note, ""]
+        if (out / f"{name}.png").exists():
+            body += [f"![{title}]({rel}/{name}.png)", ""]
         body += lines + [""]
         if "wall_s" in st:
-            body += [f"Item wall time: {st['wall_s']:.0f} s.", ""]
-        for c in found:
-            body.append(f"- **{c.verdict}**: {c.claim}. {c.evidence}. Rule: {c.rule}.")
-            head.append(f"| {title.split(' (')[0]} | {c.claim} | **{c.verdict}** | "
-                        f"{c.evidence} |")
+            body += [f"Item time: {st['wall_s']:.0f} s wall, {st.get('cpu_s', 0):.0f} s process "
+                     "CPU.", ""]
+        for cl in found:
+            body.append(f"- **{cl.verdict}**: {cl.claim}. {cl.evidence}. Rule: {cl.rule}.")
+            head.append(f"| {title.split(' (')[0]} | {cl.claim} | **{cl.verdict}** | "
+                        f"{cl.evidence} |")
         body.append("")
     path.write_text("\n".join(head + [""] + body))
 
@@ -135,22 +208,39 @@ def main() -> int:
     if unknown:
         print(f"error: unknown items {unknown}; choose from {list(ITEMS)}", file=sys.stderr)
         return 2
+    cfg["cache_dir"] = str(out / "cache")  # encoders shared by items (and processes)
+    if args.fresh:
+        import shutil
+
+        shutil.rmtree(out / "cache", ignore_errors=True)
+        (out / "status.json").unlink(missing_ok=True)
+        (out / "notes.md").unlink(missing_ok=True)  # hand-written notes of an earlier run
+        for key in ITEMS:
+            (out / f"{ITEMS[key].module.NAME}.json").unlink(missing_ok=True)
     status_path = out / "status.json"
     status = json.loads(status_path.read_text()) if status_path.exists() else {}
+    report = common.DOCS.parent / "REPRODUCTION.md" if out.resolve() == common.DOCS.resolve() \
+        else out / "REPRODUCTION.md"
     if not args.report_only:
         out.mkdir(parents=True, exist_ok=True)
         for key in keys:
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             print(f"== {key}", file=sys.stderr, flush=True)
             try:
-                ITEMS[key][0].run(cfg, out)
-                status[key] = dict(wall_s=time.perf_counter() - t0, preset=cfg["preset"])
+                ITEMS[key].module.run(cfg, out)
+                status[key] = dict(wall_s=time.perf_counter() - t0,
+                                   cpu_s=time.process_time() - c0, preset=cfg["preset"],
+                                   overrides=cfg["overrides"])
             except Exception as exc:  # noqa: BLE001 - reported, the other items go on
                 traceback.print_exc()
                 status[key] = dict(error=f"{type(exc).__name__}: {exc}".splitlines()[0])
+            latest = json.loads(status_path.read_text()) if status_path.exists() else {}
+            status = dict(latest, **{key: status[key]})  # another process may run other items
             status_path.write_text(json.dumps(status, indent=1))
-    report = common.DOCS.parent / "REPRODUCTION.md" if out.resolve() == common.DOCS.resolve() \
-        else out / "REPRODUCTION.md"
+            write_report(out, cfg, status, report)
+            print(f"   {key}: " + ", ".join(f"{k} {v:.0f} s" if isinstance(v, float) else
+                                        f"{k} {v}" for k, v in status[key].items()
+                                        if k != "overrides"), file=sys.stderr, flush=True)
     write_report(out, cfg, status, report)
     print(f"wrote {report}", file=sys.stderr)
     return 1 if any("error" in status.get(k, {}) for k in keys) else 0

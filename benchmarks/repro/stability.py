@@ -13,7 +13,6 @@ import claims
 import common
 from strainer_fast.data import load_images
 from strainer_fast.fit import fit_many
-from strainer_fast.pretrain import pretrain
 from strainer_fast.stability import STABILIZE, drop_stats
 
 NAME = "stability"
@@ -28,13 +27,13 @@ def better_everywhere(mode: dict, off: dict) -> bool:
 
 
 def run(cfg: dict, out: Path) -> dict:
-    c = dict(cfg, size=cfg["stab_size"], width=cfg["stab_width"], steps=cfg["stab_steps"])
+    c = dict(cfg, size=cfg["small_size"], steps=cfg["stab_steps"])
     nat = common.natural_dir()
     train, _ = load_images(nat / "train_gray", c["size"], gray=True)
     test, names = load_images(nat / "test", c["size"], gray=True)
     test, names = test[:c["stab_images"]], names[:c["stab_images"]]
-    enc = pretrain(train, shared=c["shared"], steps=c["stab_pretrain_steps"], lr=c["lr"],
-                   **common.net(c), **common.opts(c)).encoder_layers()
+    enc = common.pretrained(c, "photos gray", train, shared=c["shared"],
+                            steps=c["natural_pretrain_steps"], seed=c["seed"]).layers
     modes: dict[str, dict] = {}
     curves: dict[str, dict] = {}
     for mode in STABILIZE:
@@ -63,7 +62,7 @@ def run(cfg: dict, out: Path) -> dict:
                 chosen=chosen, default_should_change=verdicts[chosen]["better_everywhere"],
                 curve_source="training PSNR of every step (loss of the weights before the step)",
                 config=dict(size=c["size"], width=c["width"], layers=c["layers"], lr=c["lr"],
-                            steps=c["steps"], pretrain_steps=c["stab_pretrain_steps"],
+                            steps=c["steps"], pretrain_steps=c["natural_pretrain_steps"],
                             images=len(names), seed=c["seed"]))
     inits = list(curves["off"])
     fig, axes = plt.subplots(len(inits), 1, figsize=(10, 3.2 * len(inits)), squeeze=False)

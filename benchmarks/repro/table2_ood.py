@@ -1,6 +1,8 @@
 """Paper Table 2: out-of-domain fitting. STRAINER-10 encoders pretrained on MRI slices
-(grayscale) and on grayscale / colour skimage photos, fitted to other skimage photos in
-colour and in grayscale, against SIREN."""
+(grayscale) and on grayscale skimage photos (the grayscale-trained variant), and a STRAINER
+encoder on colour skimage photos, fitted to other skimage photos in colour and in
+grayscale, against SIREN; plus the reverse direction (photo-trained encoders on the MRI
+test slices)."""
 
 from __future__ import annotations
 
@@ -11,50 +13,65 @@ import matplotlib.pyplot as plt
 import common
 from strainer_fast.data import default_split, load_images
 from strainer_fast.fit import fit_many
-from strainer_fast.pretrain import pretrain
 from strainer_fast.report import method_metrics
 
 NAME = "table2_ood"
 
 
+def encoders(cfg: dict) -> dict[str, tuple[list, int]]:
+    """name -> (encoder layers, training channels) at ``small_size``, first seed."""
+    size, nat = cfg["small_size"], common.natural_dir()
+    mri = "in-domain train" if not cfg.get("train") else "MRI train"  # memo key of item 1
+    sets = (("strainer-10 (MRI, gray)", mri, load_images(default_split()[0], size)[0]),
+            ("strainer-10 (photos, gray)", "photos gray",
+             load_images(nat / "train_gray", size, gray=True)[0]),
+            (f"strainer-{len(common.NATURAL_TRAIN_RGB)} (photos, colour)", "photos colour",
+             load_images(nat / "train_rgb", size)[0]))
+    return {name: (common.pretrained(cfg, data, images, shared=cfg["shared"],
+                                     steps=cfg["natural_pretrain_steps"],
+                                     seed=cfg["seed"]).layers, images.shape[-1])
+            for name, data, images in sets}
+
+
+def fitted(cfg: dict, data: str, images, method: str, layers=None, width: int | None = None):
+    """Memoised ``fit_many`` of ``images`` (named ``data``) from ``method``'s init."""
+    key = ("fit", data, tuple(images.shape), method, width or cfg["width"],
+           cfg["natural_steps"], cfg["seed"])
+    init = "siren" if layers is None else "strainer"
+    return common.cached(key, lambda: fit_many(
+        images, init, init_weights=layers, desc=f"fit {method} on {data}",
+        **common.fit_kw(cfg, steps=cfg["natural_steps"], width=width)))
+
+
 def run(cfg: dict, out: Path) -> dict:
-    size = cfg["natural_size"]
-    nat = common.natural_dir()
-    mri_train, _ = load_images(default_split()[0], size)
-    train_gray, _ = load_images(nat / "train_gray", size, gray=True)
-    train_rgb, _ = load_images(nat / "train_rgb", size)
-    encoders = {}
-    for name, images in (("strainer-10 (MRI, gray)", mri_train),
-                         ("strainer-10 (photos, gray)", train_gray),
-                         (f"strainer-{len(train_rgb)} (photos, colour)", train_rgb)):
-        model = pretrain(images, shared=cfg["shared"], steps=cfg["pretrain_steps"], lr=cfg["lr"],
-                         **common.net(cfg), **common.opts(cfg))
-        encoders[name] = (model.encoder_layers(), images.shape[-1])
+    size, nat = cfg["small_size"], common.natural_dir()
+    encs = encoders(cfg)
     tests = {}
-    for mode, gray in (("colour", False), ("gray", True)):
-        test, names = load_images(nat / "test", size, gray=gray)
-        rows = {"siren": fit_many(test, "siren", steps=cfg["steps"], lr=cfg["lr"],
-                                  log_every=cfg["log_every"], **common.net(cfg),
-                                  **common.opts(cfg))}
-        for enc_name, (layers, channels) in encoders.items():
+    sets = (("photos, colour", load_images(nat / "test", size)),
+            ("photos, gray", load_images(nat / "test", size, gray=True)),
+            ("MRI test slices", load_images(default_split()[1][:cfg["test_images"]], size)))
+    for mode, (test, names) in sets:
+        rows = {"siren": fitted(cfg, mode, test, "siren")}
+        for enc_name, (layers, channels) in encs.items():
             if channels > test.shape[-1]:
                 continue  # a colour-trained encoder is not used on grayscale images
-            rows[enc_name] = fit_many(test, "strainer", init_weights=layers, steps=cfg["steps"],
-                                      lr=cfg["lr"], log_every=cfg["log_every"],
-                                      **common.net(cfg), **common.opts(cfg))
+            if mode.startswith("MRI") and "MRI" in enc_name:
+                continue  # in-domain: item 1
+            rows[enc_name] = fitted(cfg, mode, test, enc_name, layers)
         tests[mode] = dict(test=names, methods={m: method_metrics(r, names)
                                                 for m, r in rows.items()})
     data = dict(machine=common.machine(cfg), tests=tests,
-                train=dict(mri=len(mri_train), photos_gray=list(common.NATURAL_TRAIN_GRAY),
+                train=dict(mri="MRI train split (10 slices)",
+                           photos_gray=list(common.NATURAL_TRAIN_GRAY),
                            photos_colour=list(common.NATURAL_TRAIN_RGB)),
-                config={k: cfg[k] for k in ("natural_size", "width", "layers", "shared", "lr",
-                                             "steps", "pretrain_steps", "seed")})
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    for ax, (mode, t) in zip(axes, tests.items()):
+                config=dict(size=size, width=cfg["width"], layers=cfg["layers"],
+                            shared=cfg["shared"], lr=cfg["lr"], steps=cfg["natural_steps"],
+                            pretrain_steps=cfg["natural_pretrain_steps"], seed=cfg["seed"]))
+    fig, axes = plt.subplots(1, len(tests), figsize=(5.5 * len(tests), 4), squeeze=False)
+    for ax, (mode, t) in zip(axes[0], tests.items()):
         for m, d in t["methods"].items():
             ax.plot(d["step"], d["psnr"], label=m)
-        ax.set_title(f"test photos in {mode} ({', '.join(n[:-4] for n in t['test'])})",
-                     fontsize=9)
+        ax.set_title(f"test: {mode}", fontsize=9)
         ax.set_xlabel("fitting step")
         ax.set_ylabel("mean test PSNR (dB)")
         ax.grid(alpha=0.3)

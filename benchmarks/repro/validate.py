@@ -1,0 +1,118 @@
+"""Pre-registered choices made on the VALIDATION split (never on test images); writes
+``docs/repro/validation.json``.
+
+1. Image side of the cpu preset: SIREN (the preset's network and fitting budget) fitted to
+   the 2 validation slices at each of ``[choices].size_candidates`` in order; the first
+   side whose mean final PSNR is <= ``size_max_siren_psnr`` dB is chosen (else the last).
+2. ``--strainer-lr`` multipliers of the inverse-problem tasks: a STRAINER-8 encoder
+   pretrained on the 8 tuning-train slices; super-resolution (x4) and denoising
+   (gaussian:0.1) of the validation slices at ``task_size`` from that encoder with each
+   entry of ``[choices].strainer_lr_grid``; the highest mean final PSNR over both tasks wins.
+
+``python benchmarks/repro/validate.py [--part size|strainer_lr] [--preset cpu]``. The chosen values
+are then copied by hand into ``[tuned]`` of preregistration.toml before the report runs
+(run_all.py checks they agree)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+import common
+from strainer_fast.data import load_images, validation_split
+from strainer_fast.fit import fit_many
+from strainer_fast.tasks.denoise import add_noise, denoise
+from strainer_fast.tasks.superres import downsample, superres
+
+NAME = "validation"
+SCALE, NOISE = 4, "gaussian:0.1"
+
+
+def choose_size(cfg: dict, val_paths) -> dict:
+    rule = common.PREREG["choices"]
+    rows = []
+    for size in rule["size_candidates"]:
+        val, _ = load_images(val_paths, size)
+        (r, wall, cpu) = common.timed(lambda: fit_many(
+            val, "siren", desc=f"validation SIREN {size}px", **common.fit_kw(cfg, log_every=0)))
+        rows.append(dict(size=size, siren_final_psnr=r.final_psnr(), wall_s=wall, cpu_s=cpu))
+        if r.final_psnr() <= rule["size_max_siren_psnr"]:
+            break
+    chosen = next((r["size"] for r in rows if r["siren_final_psnr"] <=
+                   rule["size_max_siren_psnr"]), rows[-1]["size"])
+    return dict(rule=f"first of {rule['size_candidates']} with SIREN's mean validation PSNR "
+                f"after {cfg['steps']} steps <= {rule['size_max_siren_psnr']} dB (else the last)",
+                candidates=rows, chosen=chosen)
+
+
+def choose_strainer_lr(cfg: dict, tune_paths, val_paths) -> dict:
+    size = cfg["task_size"]
+    tune, _ = load_images(tune_paths, size)
+    val, _ = load_images(val_paths, size)
+    enc = common.pretrained(cfg, "tuning-train", tune, shared=cfg["shared"],
+                            steps=cfg["task_pretrain_steps"], seed=cfg["seed"])
+    observed, noisy = downsample(val, SCALE), add_noise(val, NOISE, cfg["seed"])
+    kw = dict(init_weights=enc.layers, **common.fit_kw(cfg, steps=cfg["task_steps"],
+                                                          log_every=0))
+    rows = []
+    for enc_mult, dec_mult in common.PREREG["choices"]["strainer_lr_grid"]:
+        lr = (float(enc_mult), float(dec_mult))
+        sr = superres(observed, SCALE, "strainer", reference=val, transfer_lr=lr, **kw)
+        dn = denoise(noisy, "strainer", clean=val, transfer_lr=lr, **kw)
+        rows.append(dict(strainer_lr=list(lr), superres_psnr=sr.final_psnr(),
+                         denoise_psnr=dn.final_psnr(),
+                         mean_psnr=float(np.mean([sr.final_psnr(), dn.final_psnr()]))))
+        print(rows[-1], file=sys.stderr, flush=True)
+    best = max(rows, key=lambda r: r["mean_psnr"])  # max keeps the first of equal entries
+    return dict(rule="highest mean final validation PSNR over superres x4 and denoising "
+                f"{NOISE}; encoder: STRAINER-{len(tune)} on the tuning-train slices, "
+                f"{cfg['task_pretrain_steps']} steps; {size}px, {cfg['task_steps']} fitting "
+                "steps", grid=rows, chosen=best["strainer_lr"],
+                previous_default=[0.03, 10.0],
+                changed=best["strainer_lr"] != [0.03, 10.0],
+                encoder_cost=dict(wall_s=enc.wall_s, cpu_s=enc.cpu_s))
+
+
+PARTS = ("size", "strainer_lr")
+
+
+def run(cfg: dict, out: Path, parts: tuple[str, ...] = PARTS) -> dict:
+    """Runs the choices in ``parts``; each writes ``out/validation_<part>.json`` (so the
+    two can run as separate processes), then ``out/validation.json`` holds every part
+    written so far."""
+    tune_paths, val_paths = validation_split()
+    out.mkdir(parents=True, exist_ok=True)
+    for part in parts:
+        make = {"size": lambda: choose_size(cfg, val_paths),
+                "strainer_lr": lambda: choose_strainer_lr(cfg, tune_paths, val_paths)}[part]
+        result, wall, cpu = common.timed(make)
+        result.update(wall_s=wall, cpu_s=cpu)
+        (out / f"{NAME}_{part}.json").write_text(json.dumps(result, indent=1))
+        print(f"{part}: chosen {result['chosen']}", file=sys.stderr, flush=True)
+    data = dict(machine=common.machine(cfg), preset=cfg["preset"],
+                tuning_train=[p.name for p in tune_paths],
+                validation=[p.name for p in val_paths])
+    for part in PARTS:
+        path = out / f"{NAME}_{part}.json"
+        if path.exists():
+            data[part] = json.loads(path.read_text())
+    (out / f"{NAME}.json").write_text(json.dumps(data, indent=1))
+    return data
+
+
+def main() -> None:
+    parts = PARTS
+    if "--part" in sys.argv:  # --part size|strainer_lr, before the common options
+        i = sys.argv.index("--part")
+        parts = (sys.argv[i + 1],)
+        del sys.argv[i:i + 2]
+        if parts[0] not in PARTS:
+            sys.exit(f"error: --part must be one of {PARTS}")
+    common.main(lambda cfg, out: run(cfg, out, parts), __doc__)
+
+
+if __name__ == "__main__":
+    main()
