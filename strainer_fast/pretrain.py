@@ -43,6 +43,7 @@ def pretrain(
     device: str = "auto",
     backend: str = "auto",
     precision: str = "exact",
+    weight_scale: float = 1.0,
     progress: bool = True,
     out: str | Path | None = None,
     names: Sequence[str] | None = None,
@@ -50,7 +51,8 @@ def pretrain(
     checkpoint: Checkpointer | None = None,
 ) -> Strainer:
     """Trains a ``Strainer`` on images [S, H, W, C] in [0, 1] (paper: Adam, lr 1e-4, 5000
-    steps, loss = sum over images of per-image MSE, one batched forward per step).
+    steps, loss = sum over images of per-image MSE, one batched forward per step), from the
+    SIREN init with weight scaling ``weight_scale`` (alpha, see ``models``; 1 = the paper's).
 
     Returns the model; with ``out`` also saves it as a checkpoint whose metadata holds the
     training image ``names``, ``steps`` and ``seed``.
@@ -75,7 +77,8 @@ def pretrain(
         raise ValueError(f"shard {shard} does not match {images.shape[0]} images")
     model = initial_strainer(total, start, stop, in_features=2, out_features=images.shape[-1],
                              width=width, layers=layers, shared=shared, w0=w0, seed=seed,
-                             backend=backend, precision=precision).to(dev)
+                             backend=backend, precision=precision,
+                             weight_scale=weight_scale).to(dev)
     callbacks = [c for c in (checkpoint, GradSync() if world > 1 else None) if c is not None]
     train(model, image_mse(model, images.to(dev, torch.float32)), steps, lr=lr,
           callbacks=callbacks, progress=progress and rank == 0,
@@ -87,5 +90,6 @@ def pretrain(
                 model.encoder_layers() + dec, w0=w0, shared=shared, backend=backend,
                 precision=precision)
             save_checkpoint(full, out, signals=list(names or []), steps=steps, seed=seed, lr=lr,
-                            size=list(images.shape[1:3]), processes=world)
+                            size=list(images.shape[1:3]), processes=world,
+                            weight_scale=weight_scale)
     return model
