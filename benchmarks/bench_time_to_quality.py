@@ -50,11 +50,16 @@ TUNED = RESULTS / "tune_weight_scale.json"
 EAGER = "eager SIREN (paper-style)"
 
 
-def tuned_alpha() -> float:
-    """The alpha chosen on the validation split by ``tune_weight_scale.py``."""
-    if not TUNED.exists():
-        raise SystemExit(f"{TUNED} missing: run benchmarks/tune_weight_scale.py first "
-                         "(or pass --alpha)")
+def tuned_alpha(wait_s: float) -> float:
+    """The alpha chosen on the validation split by ``tune_weight_scale.py summary``, waiting
+    up to ``wait_s`` seconds for it (the tuning may still run when this benchmark starts:
+    the alpha-free methods run first)."""
+    deadline = time.monotonic() + wait_s
+    while not TUNED.exists():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"{TUNED} missing: run benchmarks/tune_weight_scale.py first "
+                             "(or pass --alpha)")
+        time.sleep(10)
     return float(json.loads(TUNED.read_text())["chosen_alpha"])
 
 
@@ -69,11 +74,12 @@ def main() -> None:
     ap.add_argument("--pretrain-steps", type=int, default=1000)
     ap.add_argument("--lr", type=float, default=1e-4)
     ap.add_argument("--alpha", type=float, default=None, help="default: the tuned alpha")
+    ap.add_argument("--wait-alpha", type=float, default=0,
+                    help="seconds to wait for the tuned alpha after the alpha-free methods")
     ap.add_argument("--compose", action="store_true",
                     help="also STRAINER pretrained from the alpha init")
     ap.add_argument("--out", default=str(RESULTS / "time_to_quality"))
     args = ap.parse_args()
-    alpha = args.alpha if args.alpha is not None else tuned_alpha()
     train_paths, test_paths = default_split()
     test, names = load_images(test_paths[: args.slices], args.size)
     k, channels = test.shape[0], test.shape[-1]
@@ -99,19 +105,23 @@ def main() -> None:
     if bf16:
         run("SIREN (fused bf16)", initial_model("siren", k, channels, precision="bf16", **net),
             stop)
-    run(f"SIREN alpha={alpha:g}",
-        initial_model("siren", k, channels, weight_scale=alpha, **net), stop)
     train, _ = load_images(train_paths, args.size)
     arch = dict(net, shared=args.shared)
-    variants = [("STRAINER-10", 1.0)] + ([(f"STRAINER-10 alpha={alpha:g}", alpha)]
-                                         if args.compose else [])
-    for name, a in variants:
+
+    def strainer(name: str, a: float) -> None:
         t0 = time.perf_counter()
         enc = pretrain(train, steps=args.pretrain_steps, lr=args.lr, weight_scale=a,
                        progress=False, **arch).encoder()
         pretrain_s[name] = time.perf_counter() - t0
         print(f"{name}: pretraining {pretrain_s[name]:.1f} s", flush=True)
         run(name, initial_model(enc, k, channels), stop)
+
+    strainer("STRAINER-10", 1.0)
+    alpha = args.alpha if args.alpha is not None else tuned_alpha(args.wait_alpha)
+    run(f"SIREN alpha={alpha:g}",
+        initial_model("siren", k, channels, weight_scale=alpha, **net), stop)
+    if args.compose:
+        strainer(f"STRAINER-10 alpha={alpha:g}", alpha)
 
     n_test = len(test_paths)
     table = {}
