@@ -175,7 +175,7 @@ def markdown(r: dict) -> str:
              f"{m['load_average_start'][0]:.1f} at the start, {m['load_average_end'][0]:.1f} at "
              f"the end. MRI test slice(s) {', '.join(s['slices'])} at {s['size']}x{s['size']}; "
              f"width {s['width']}, {s['layers']} layers; Adam lr {s['lr']:g}; alpha "
-             f"{s['alpha']:g} (validation split); STRAINER pretraining {s['pretrain_steps']} "
+             f"{s['alpha']:g} (from tune_weight_scale.json: see its `source`); STRAINER pretraining {s['pretrain_steps']} "
              f"steps on the 10 train slices.", "",
              "| method | ms/step | " + " | ".join(f"to {t}: steps / wall s / vs eager"
                                                   for t in r["targets"]) + " |",
