@@ -146,6 +146,10 @@ class FitJob:
                            "pretraining size, else 178)", min=1)
     gray: bool = opt(False, "convert colour images to grayscale")
     model: NetConfig = _part(NetConfig)
+    weight_scale: float = opt(1.0, "weight scaling of the random layers (--init siren; a "
+                              "STRAINER's fresh decoder layers but the last): every weight but "
+                              "the last layer's times ALPHA (Yeom et al. 2025; 1 = SIREN init)",
+                              metavar="ALPHA")
     fit: FitConfig = _part(FitConfig, steps=2000, log_every=100)
     checkpoint_every: int = opt(0, "save the training state every K steps to "
                                 "OUT/train_state/ (0: never)", min=0, metavar="K")

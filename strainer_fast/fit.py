@@ -5,11 +5,13 @@
 of per-image MSE, so each network gets exactly its own gradient; Adam is elementwise, so
 the result equals K separate ``fit`` runs. Inits:
 
-- ``"siren"``: random SIREN init, network k seeded with ``seed + k``;
+- ``"siren"``: random SIREN init, network k seeded with ``seed + k`` (``weight_scale``:
+  alpha of weight scaling, see ``models``);
 - ``"siren-ft"`` / ``"meta"``: the same given full-network weights for every image
   (see ``siren_ft_init`` and ``meta.meta_init``);
 - an ``Encoder`` (or ``"strainer"`` with its layers): the pretrained encoder layers + a
-  fresh decoder seeded ``seed + k``.
+  fresh decoder seeded ``seed + k`` (``weight_scale`` scales the fresh decoder's layers
+  but its last: none when the decoder is one layer, as with ``shared = layers - 1``).
 """
 
 from __future__ import annotations
@@ -83,15 +85,15 @@ def resolve_net(init: str | Encoder, init_weights: Layers | Encoder | None, widt
 def initial_model(init: str | Encoder, k: int, channels: int, *,
                   init_weights: Layers | Encoder | None = None, width: int | None = None,
                   layers: int | None = None, w0: float | None = None, seed: int = 0,
-                  in_features: int = 2, backend: str = "auto", precision: str = "exact"
-                  ) -> Strainer:
+                  in_features: int = 2, backend: str = "auto", precision: str = "exact",
+                  weight_scale: float = 1.0) -> Strainer:
     """K independent networks (``Strainer`` with ``shared=0``) of ``in_features``-D
     coordinates -> ``channels`` values, initialised by ``init`` (see the module doc)."""
     init, weights, net = resolve_net(init, init_weights, width, layers, w0)
     if init == "siren":
         sizes = layer_sizes(in_features, net["width"], net["layers"], channels)
-        stacked = _stack([init_layers(sizes, net["w0"], torch.Generator().manual_seed(seed + i))
-                          for i in range(k)])
+        stacked = _stack([init_layers(sizes, net["w0"], torch.Generator().manual_seed(seed + i),
+                                      weight_scale=weight_scale) for i in range(k)])
     else:
         if weights is None:
             raise ValueError(f"init {init!r} needs init_weights (pretrained / meta-learned "
@@ -100,6 +102,9 @@ def initial_model(init: str | Encoder, k: int, channels: int, *,
             raise ValueError(f"init weights take {weights[0][0].shape[-1]} input features, "
                              f"not {in_features}")
         if init in ("siren-ft", "meta"):
+            if weight_scale != 1.0:
+                raise ValueError(f"weight_scale applies to random inits (siren, a STRAINER "
+                                 f"decoder), not to init {init!r}")
             if weights[-1][0].shape[0] != channels:
                 raise ValueError(f"init weights output {weights[-1][0].shape[0]} channels "
                                  f"but the images have {channels}")
@@ -112,8 +117,8 @@ def initial_model(init: str | Encoder, k: int, channels: int, *,
             sizes = layer_sizes(in_features, weights[-1][0].shape[0], net["layers"],
                                 channels)[shared:]
             stacked = _stack([list(weights) + init_layers(
-                sizes, net["w0"], torch.Generator().manual_seed(seed + i), first_index=shared)
-                for i in range(k)])
+                sizes, net["w0"], torch.Generator().manual_seed(seed + i), first_index=shared,
+                weight_scale=weight_scale) for i in range(k)])
     return Strainer.from_layers(stacked, w0=net["w0"], shared=0, backend=backend,
                                 precision=precision)
 
@@ -180,6 +185,7 @@ def fit_many(
     device: str = "auto",
     backend: str = "auto",
     precision: str = "exact",
+    weight_scale: float = 1.0,
     progress: bool = True,
     desc: str | None = None,
     operator: Callable[[torch.Tensor], torch.Tensor] | None = None,
@@ -197,7 +203,8 @@ def fit_many(
     [out, in], bias [out]) pairs), or a pretrained ``Encoder`` (STRAINER; also "strainer"
     with the encoder pairs as ``init_weights``). Architecture: an ``Encoder`` gives width,
     depth and w0 (a conflicting value given here is an error); otherwise width 256, 6
-    layers, w0 30 unless given. PSNR (dB) / SSIM / wall time are recorded every
+    layers, w0 30 unless given. ``weight_scale``: alpha of weight scaling for the random
+    layers (module doc; 1 = the plain SIREN init). PSNR (dB) / SSIM / wall time are recorded every
     ``log_every`` steps (0: only at the start and the end).
 
     Inverse problems: ``images`` are observations, fitted through ``operator`` from a
@@ -229,7 +236,8 @@ def fit_many(
                channels=images.shape[-1], points=points, width=net["width"],
                layers=net["layers"])
     model = initial_model(name, images.shape[0], images.shape[-1], init_weights=weights,
-                          seed=seed, backend=backend, precision=precision, **net).to(dev)
+                          seed=seed, backend=backend, precision=precision,
+                          weight_scale=weight_scale, **net).to(dev)
     opt = _transfer_adam(model, name, weights, lr, transfer_lr)
     images = images.to(dev, torch.float32)
     if reference is None and (h, w) == images.shape[1:3]:

@@ -279,11 +279,13 @@ def fit_job(cfg: FitJob) -> None:
                             init=cfg.init, image=str(cfg.image), encoder=cfg.encoder,
                             train=cfg.train_images, size=cfg.size, lr=cfg.fit.lr,
                             seed=rt.seed, gray=cfg.gray, precision=rt.precision,
-                            points=cfg.fit.points or None, **net))
+                            points=cfg.fit.points or None, weight_scale=cfg.weight_scale,
+                            **net))
     result = fit_many(image, encoder if encoder is not None else cfg.init, init_weights=weights,
                       steps=cfg.fit.steps, lr=cfg.fit.lr, log_every=cfg.fit.log_every,
                       checkpoint=ckpt, stabilize=cfg.fit.stabilize,
-                      points=cfg.fit.points or None, **net, **opts)
+                      points=cfg.fit.points or None, weight_scale=cfg.weight_scale,
+                      **net, **opts)
     write_report(cfg.out, {cfg.init: result}, image, names, cfg,
                  device=str(resolve_device(rt.device)), title=f"fit {names[0]}")
     print(f"{names[0]}: final PSNR {result.psnr[-1][0]:.2f} dB, SSIM {result.ssim[-1][0]:.4f}; "

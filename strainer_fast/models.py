@@ -4,6 +4,12 @@ Both map coordinates [N, in_features] in [-1, 1] to values [.., N, out_features]
 layer but the last is ``sin(w0 * (h W^T + b))``, the last is affine. Parameters use the
 SIREN init: first layer U(-1/in, 1/in), later layers U(-sqrt(6/in)/w0, sqrt(6/in)/w0),
 biases U(-1/sqrt(in), 1/sqrt(in)) (the ``nn.Linear`` default).
+
+``weight_scale`` (alpha, default 1): weight scaling (Yeom et al., ICLR 2025, "Fast Training
+of Sinusoidal Neural Fields via Scaling Initialization"): after the SIREN draw, the weight
+matrix of every layer except the network's last (the first layer included) is multiplied by
+alpha; biases and the last layer keep the SIREN init. alpha = 1 is the plain SIREN init, bit
+for bit.
 """
 
 from __future__ import annotations
@@ -83,24 +89,35 @@ def init_layers(
     *,
     first_index: int = 0,
     batch: int | None = None,
+    weight_scale: float = 1.0,
+    depth: int | None = None,
 ) -> Layers:
     """SIREN-initialised (weight [.., out, in], bias [.., out]) pairs, float32, CPU.
 
     ``first_index`` is the depth of ``sizes[0]`` in the whole network (layer 0 gets the
     first-layer init); ``batch`` prepends a dimension of that many independent draws.
+    ``weight_scale``: alpha of weight scaling (module doc), applied to every weight but the
+    one of the network's last layer, at index ``depth - 1`` (``depth``: layers in the whole
+    network; default ``first_index + len(sizes)``, i.e. ``sizes`` ends with the last layer).
     """
+    if not (math.isfinite(weight_scale) and weight_scale > 0):
+        raise ValueError(f"weight_scale must be a finite number > 0, got {weight_scale}")
+    last = (first_index + len(sizes) if depth is None else depth) - 1
     prefix = () if batch is None else (batch,)
     out: Layers = []
-    for depth, (fan_in, fan_out) in enumerate(sizes, start=first_index):
-        bound = 1.0 / fan_in if depth == 0 else math.sqrt(6.0 / fan_in) / w0
+    for index, (fan_in, fan_out) in enumerate(sizes, start=first_index):
+        bound = 1.0 / fan_in if index == 0 else math.sqrt(6.0 / fan_in) / w0
         w = (torch.rand(*prefix, fan_out, fan_in, generator=generator) * 2 - 1) * bound
         b = (torch.rand(*prefix, fan_out, generator=generator) * 2 - 1) / math.sqrt(fan_in)
+        if weight_scale != 1.0 and index < last:
+            w = w * weight_scale
         out.append((w, b))
     return out
 
 
 class Siren(nn.Module):
-    """One SIREN: coords [N, in_features] -> [N, out_features] (last layer linear)."""
+    """One SIREN: coords [N, in_features] -> [N, out_features] (last layer linear);
+    ``weight_scale``: alpha of weight scaling (module doc)."""
 
     def __init__(
         self,
@@ -113,13 +130,15 @@ class Siren(nn.Module):
         seed: int = 0,
         backend: str = "auto",
         precision: str = "exact",
+        weight_scale: float = 1.0,
     ) -> None:
         super().__init__()
         self.config = dict(in_features=in_features, out_features=out_features, width=width,
                            layers=layers, w0=float(w0))
         self.backend, self.precision = backend, precision
         g = torch.Generator().manual_seed(seed)
-        params = init_layers(layer_sizes(in_features, width, layers, out_features), w0, g)
+        params = init_layers(layer_sizes(in_features, width, layers, out_features), w0, g,
+                             weight_scale=weight_scale)
         self.weights = nn.ParameterList([nn.Parameter(w) for w, _ in params])
         self.biases = nn.ParameterList([nn.Parameter(b) for _, b in params])
 
@@ -138,7 +157,8 @@ class Strainer(nn.Module):
     coords [N, in_features] -> [signals, N, out_features]. The encoder runs once per
     forward; the decoders run as one ``batched_sine_mlp`` call on the shared features
     (parameters [signals, out, in]). With ``shared=0`` this is ``signals`` independent
-    SIRENs evaluated in one batched call.
+    SIRENs evaluated in one batched call. ``weight_scale``: alpha of weight scaling (module
+    doc) for the encoder and every decoder layer but the last.
     """
 
     def __init__(
@@ -154,6 +174,7 @@ class Strainer(nn.Module):
         seed: int = 0,
         backend: str = "auto",
         precision: str = "exact",
+        weight_scale: float = 1.0,
     ) -> None:
         super().__init__()
         if not 0 <= shared < layers:
@@ -165,8 +186,9 @@ class Strainer(nn.Module):
         self.backend, self.precision = backend, precision
         sizes = layer_sizes(in_features, width, layers, out_features)
         g = torch.Generator().manual_seed(seed)
-        enc = init_layers(sizes[:shared], w0, g)
-        dec = init_layers(sizes[shared:], w0, g, first_index=shared, batch=signals)
+        enc = init_layers(sizes[:shared], w0, g, weight_scale=weight_scale, depth=layers)
+        dec = init_layers(sizes[shared:], w0, g, first_index=shared, batch=signals,
+                          weight_scale=weight_scale)
         self.enc_w = nn.ParameterList([nn.Parameter(w) for w, _ in enc])
         self.enc_b = nn.ParameterList([nn.Parameter(b) for _, b in enc])
         self.dec_w = nn.ParameterList([nn.Parameter(w) for w, _ in dec])

@@ -44,6 +44,7 @@ def pretrain(
     device: str = "auto",
     backend: str = "auto",
     precision: str = "exact",
+    weight_scale: float = 1.0,
     progress: bool = True,
     out: str | Path | None = None,
     names: Sequence[str] | None = None,
@@ -52,7 +53,8 @@ def pretrain(
     points: int | None = None,
 ) -> Strainer:
     """Trains a ``Strainer`` on images [S, H, W, C] in [0, 1] (paper: Adam, lr 1e-4, 5000
-    steps, loss = sum over images of per-image MSE, one batched forward per step).
+    steps, loss = sum over images of per-image MSE, one batched forward per step), from the
+    SIREN init with weight scaling ``weight_scale`` (alpha, see ``models``; 1 = the paper's).
 
     Returns the model; with ``out`` also saves it as a checkpoint whose metadata holds the
     training image ``names``, ``steps`` and ``seed``.
@@ -82,7 +84,8 @@ def pretrain(
                channels=c, points=points, width=width, layers=layers)
     model = initial_strainer(total, start, stop, in_features=2, out_features=images.shape[-1],
                              width=width, layers=layers, shared=shared, w0=w0, seed=seed,
-                             backend=backend, precision=precision).to(dev)
+                             backend=backend, precision=precision,
+                             weight_scale=weight_scale).to(dev)
     callbacks = [c for c in (checkpoint, GradSync() if world > 1 else None) if c is not None]
     gen = None if points is None else torch.Generator().manual_seed(seed + rank)
     train(model, image_mse(model, images.to(dev, torch.float32), points=points, generator=gen),
@@ -95,5 +98,6 @@ def pretrain(
                 model.encoder_layers() + dec, w0=w0, shared=shared, backend=backend,
                 precision=precision)
             save_checkpoint(full, out, signals=list(names or []), steps=steps, seed=seed, lr=lr,
-                            size=list(images.shape[1:3]), processes=world)
+                            size=list(images.shape[1:3]), processes=world,
+                            weight_scale=weight_scale)
     return model

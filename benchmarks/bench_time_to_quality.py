@@ -1,0 +1,233 @@
+"""Time to quality: wall time and steps each method needs to reach fixed PSNR targets on the
+embedded MRI test slices, side by side in one process.
+
+Methods (same network: 2 -> sine layers of ``--width`` -> 1, w0 30; Adam; full grid):
+
+- ``eager SIREN (paper-style)``: the baseline, written the way the STRAINER authors' library
+  writes it (``paper_style.py``: ``nn.Linear`` + sine modules, a Python loop over decoders,
+  fp32), at the papers' Adam lr;
+- ``SIREN (fused exact)``: the library's SIREN (fused ops, fp32);
+- ``SIREN bf16``: only where the CPU has bf16 instructions (elsewhere it would run exact);
+- ``SIREN alpha=A``: the library's SIREN with weight-scaled init (alpha from the validation
+  split, ``tune_weight_scale.py``);
+- ``STRAINER-10``: encoder pretrained on the 10 train slices (``--pretrain-steps``), fresh
+  decoder; its pretraining wall time is reported apart and amortised over the 6 test slices;
+- ``STRAINER-10 alpha=A``: the same, pretrained from the alpha-scaled init (only with
+  ``--compose``, i.e. where the validation split said it composes).
+
+Targets: 30 dB, 40 dB and the eager SIREN's PSNR at step ``--steps``. PSNR per step is the
+training loss's (full grid, before clamping; mean over the fitted slices). The baseline runs
+``--steps`` steps; every other method until it has reached the highest target or for
+``--cap`` steps (default ``--steps``).
+
+    python benchmarks/bench_time_to_quality.py [--slices 1] [--width 64]
+
+Writes benchmarks/results/time_to_quality.{json,md,png}. Run it alone at normal priority:
+``flock /work/notes/cpu.lock python benchmarks/bench_time_to_quality.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+import torch
+
+import strainer_fast
+from machine import cpu_name
+from paper_style import EagerStrainer
+from strainer_fast import ops
+from strainer_fast.data import default_split, load_images
+from strainer_fast.fit import initial_model
+from strainer_fast.pretrain import pretrain
+from ttq import first_reach, fit_until
+
+RESULTS = Path(__file__).resolve().parent / "results"
+TUNED = RESULTS / "tune_weight_scale.json"
+EAGER = "eager SIREN (paper-style)"
+
+
+def tuned_alpha(wait_s: float) -> float:
+    """The alpha chosen on the validation split by ``tune_weight_scale.py summary``, waiting
+    up to ``wait_s`` seconds for it (the tuning may still run when this benchmark starts:
+    the alpha-free methods run first)."""
+    deadline = time.monotonic() + wait_s
+    while not TUNED.exists():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"{TUNED} missing: run benchmarks/tune_weight_scale.py first "
+                             "(or pass --alpha)")
+        time.sleep(10)
+    return float(json.loads(TUNED.read_text())["chosen_alpha"])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--size", type=int, default=178)
+    ap.add_argument("--width", type=int, default=64)
+    ap.add_argument("--layers", type=int, default=6)
+    ap.add_argument("--shared", type=int, default=5)
+    ap.add_argument("--slices", type=int, default=1, help="first N MRI test slices")
+    ap.add_argument("--steps", type=int, default=2000, help="baseline steps (and every cap)")
+    ap.add_argument("--cap", type=int, default=0,
+                    help="steps of every other method at most (0: --steps)")
+    ap.add_argument("--pretrain-steps", type=int, default=1000)
+    ap.add_argument("--lr", type=float, default=1e-4)
+    ap.add_argument("--alpha", type=float, default=None, help="default: the tuned alpha")
+    ap.add_argument("--wait-alpha", type=float, default=0,
+                    help="seconds to wait for the tuned alpha after the alpha-free methods")
+    ap.add_argument("--compose", action="store_true",
+                    help="also STRAINER pretrained from the alpha init")
+    ap.add_argument("--out", default=str(RESULTS / "time_to_quality"))
+    args = ap.parse_args()
+    train_paths, test_paths = default_split()
+    test, names = load_images(test_paths[: args.slices], args.size)
+    k, channels = test.shape[0], test.shape[-1]
+    net = dict(width=args.width, layers=args.layers, w0=30.0)
+    load_start = os.getloadavg()
+    runs: dict[str, dict] = {}
+    pretrain_s: dict[str, float] = {}
+
+    def run(name: str, model: torch.nn.Module, stop: float | None) -> None:
+        steps = args.steps if name == EAGER else (args.cap or args.steps)
+        runs[name] = fit_until(model, test, max_steps=steps, lr=args.lr, stop_psnr=stop)
+        c = runs[name]
+        print(f"{name}: {c['steps']} steps, {c['wall_s'][-1]:.1f} s, "
+              f"{c['psnr'][-1]:.2f} dB", flush=True)
+
+    siren0 = initial_model("siren", k, channels, **net)  # the library's SIREN init
+    eager = EagerStrainer([], [siren0.network_layers(i) for i in range(k)], w0=30.0)
+    run(EAGER, eager, None)
+    targets = {"30 dB": 30.0, "40 dB": 40.0,
+               f"SIREN@{args.steps} ({runs[EAGER]['psnr'][-1]:.2f} dB)": runs[EAGER]["psnr"][-1]}
+    stop = max(targets.values())
+    run("SIREN (fused exact)", initial_model("siren", k, channels, **net), stop)
+    bf16 = bool(ops.CPU_HAS_NATIVE_BF16)
+    if bf16:
+        run("SIREN (fused bf16)", initial_model("siren", k, channels, precision="bf16", **net),
+            stop)
+    train, _ = load_images(train_paths, args.size)
+    arch = dict(net, shared=args.shared)
+
+    def strainer(name: str, a: float) -> None:
+        t0 = time.perf_counter()
+        enc = pretrain(train, steps=args.pretrain_steps, lr=args.lr, weight_scale=a,
+                       progress=False, **arch).encoder()
+        pretrain_s[name] = time.perf_counter() - t0
+        print(f"{name}: pretraining {pretrain_s[name]:.1f} s", flush=True)
+        run(name, initial_model(enc, k, channels), stop)
+
+    strainer("STRAINER-10", 1.0)
+    alpha = args.alpha if args.alpha is not None else tuned_alpha(args.wait_alpha)
+    run(f"SIREN alpha={alpha:g}",
+        initial_model("siren", k, channels, weight_scale=alpha, **net), stop)
+    if args.compose:
+        strainer(f"STRAINER-10 alpha={alpha:g}", alpha)
+
+    n_test = len(test_paths)
+    table = {}
+    for name, curve in runs.items():
+        row = {}
+        for t, value in targets.items():
+            hit = first_reach(curve, value)
+            base = first_reach(runs[EAGER], value)
+            if hit is not None:
+                pre = pretrain_s.get(name, 0.0)
+                hit.update(wall_amortised_s=hit["wall_s"] + pre / n_test,
+                           wall_with_pretraining_s=hit["wall_s"] + pre)
+                if base is not None:
+                    hit["speedup_vs_eager"] = base["wall_s"] / hit["wall_s"]
+                    hit["speedup_vs_eager_amortised"] = base["wall_s"] / hit["wall_amortised_s"]
+                    hit["speedup_vs_eager_with_pretraining"] = (base["wall_s"]
+                                                                / hit["wall_with_pretraining_s"])
+            row[t] = hit
+        table[name] = row
+    result = dict(
+        machine=dict(cpu=cpu_name(), threads=torch.get_num_threads(), bf16_native=bf16,
+                     python=platform.python_version(), torch=torch.__version__,
+                     strainer_fast=strainer_fast.__version__,
+                     load_average_start=list(load_start), load_average_end=list(os.getloadavg())),
+        settings=dict(vars(args), alpha=alpha, slices=names, amortised_over=n_test),
+        targets=targets,
+        pretrain_wall_s=pretrain_s,
+        table=table,
+        runs={n: dict(steps=c["steps"], cpu_s=c["cpu_s"], wall_s=c["wall_s"][-1],
+                      step_ms=1e3 * c["wall_s"][-1] / c["steps"],
+                      psnr=[round(p, 3) for p in c["psnr"]],
+                      wall=[round(w, 3) for w in c["wall_s"]]) for n, c in runs.items()},
+    )
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".json").write_text(json.dumps(result, indent=1))
+    md = markdown(result)
+    out.with_suffix(".md").write_text(md)
+    plot(result, out.with_suffix(".png"))
+    print(md)
+
+
+def markdown(r: dict) -> str:
+    """The results table: per method and target, steps, wall time and speed-up vs eager."""
+    m, s = r["machine"], r["settings"]
+    lines = [f"Machine: {m['cpu']}, {m['threads']} threads, torch {m['torch']}; load average "
+             f"{m['load_average_start'][0]:.1f} at the start, {m['load_average_end'][0]:.1f} at "
+             f"the end. MRI test slice(s) {', '.join(s['slices'])} at {s['size']}x{s['size']}; "
+             f"width {s['width']}, {s['layers']} layers; Adam lr {s['lr']:g}; alpha "
+             f"{s['alpha']:g} (from tune_weight_scale.json: see its `source`); STRAINER pretraining {s['pretrain_steps']} "
+             f"steps on the 10 train slices.", "",
+             "| method | ms/step | " + " | ".join(f"to {t}: steps / wall s / vs eager"
+                                                  for t in r["targets"]) + " |",
+             "| --- | ---: | " + " | ".join("---:" for _ in r["targets"]) + " |"]
+    for name, row in r["table"].items():
+        cells = []
+        for t in r["targets"]:
+            hit = row[t]
+            if hit is None:
+                cells.append("not reached")
+                continue
+            cell = f"{hit['step']} / {hit['wall_s']:.1f}"
+            if "speedup_vs_eager" in hit:
+                cell += f" / **{hit['speedup_vs_eager']:.1f}x**"
+                if name in r["pretrain_wall_s"]:
+                    cell += (f" ({hit['speedup_vs_eager_amortised']:.1f}x amortised, "
+                             f"{hit['speedup_vs_eager_with_pretraining']:.1f}x with all "
+                             "pretraining)")
+            cells.append(cell)
+        lines.append(f"| {name} | {r['runs'][name]['step_ms']:.0f} | " + " | ".join(cells) + " |")
+    for name, sec in r["pretrain_wall_s"].items():
+        lines.append("")
+        lines.append(f"{name} pretraining: {sec:.1f} s wall (amortised over "
+                     f"{s['amortised_over']} test slices: {sec / s['amortised_over']:.1f} s "
+                     "per slice).")
+    return "\n".join(lines) + "\n"
+
+
+def plot(r: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    for name, run in r["runs"].items():
+        steps = range(1, len(run["psnr"]) + 1)
+        axes[0].plot(run["wall"], run["psnr"], label=name)
+        axes[1].plot(steps, run["psnr"], label=name)
+    for ax, xlabel in zip(axes, ("wall time (s, fitting only)", "step")):
+        for t, v in r["targets"].items():
+            ax.axhline(v, color="gray", lw=0.6, ls="--")
+        ax.set_xscale("log")
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("training PSNR (dB)")
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.suptitle(f"Time to quality, MRI test slice(s) at {r['settings']['size']} px "
+                 f"({r['machine']['cpu']}, {r['machine']['threads']} threads)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+if __name__ == "__main__":
+    main()
