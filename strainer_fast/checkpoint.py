@@ -21,7 +21,7 @@ from . import __version__
 from .models import Encoder, Strainer
 
 __all__ = ["save_checkpoint", "load_checkpoint", "load_strainer", "load_encoder", "atomic_save",
-           "FORMAT"]
+           "read_checkpoint_file", "FORMAT"]
 
 FORMAT = "strainer_fast/1"
 CHECKED_KEYS = ("width", "layers", "shared", "w0", "in_features", "out_features", "size")
@@ -62,18 +62,25 @@ def atomic_save(obj: object, path: str | Path) -> Path:
     return path
 
 
-def load_checkpoint(path: str | Path, expect: dict | None = None) -> dict:
-    """Loads a checkpoint dict; ``expect`` (config subset, or ``size`` [H, W]: the image size
-    it was pretrained at) must match or ValueError names each mismatching key."""
-    path = Path(path)
+def read_checkpoint_file(path: Path, fmt: str, what: str) -> dict:
+    """The dict saved at ``path`` (safe unpickling on the CPU) if its ``format`` is ``fmt``;
+    a missing, corrupt or foreign file is a ValueError naming ``what`` was expected."""
     if not path.is_file():
         raise ValueError(f"{path}: no such checkpoint file")
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for corrupt / foreign files
         raise ValueError(f"{path}: not a readable checkpoint ({type(exc).__name__})") from None
-    if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise ValueError(f"{path}: not a strainer_fast checkpoint (format {FORMAT!r} expected)")
+    if not isinstance(data, dict) or data.get("format") != fmt:
+        raise ValueError(f"{path}: not a {what} (format {fmt!r} expected)")
+    return data
+
+
+def load_checkpoint(path: str | Path, expect: dict | None = None) -> dict:
+    """Loads a checkpoint dict; ``expect`` (config subset, or ``size`` [H, W]: the image size
+    it was pretrained at) must match or ValueError names each mismatching key."""
+    path = Path(path)
+    data = read_checkpoint_file(path, FORMAT, "strainer_fast checkpoint")
     if not isinstance(data.get("config"), dict) or not all(
             isinstance(data.get(k), list) and all(isinstance(t, torch.Tensor) for t in data[k])
             for k in ("weights", "biases")):

@@ -9,10 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
-
 from .. import __version__
-from ..checkpoint import atomic_save
+from ..checkpoint import atomic_save, read_checkpoint_file
 from .base import GeneralizableINR
 from .ipc import IPC
 from .transinr import TransINR
@@ -44,15 +42,7 @@ def load_generalizable(path: str | Path, *, backend: str = "auto",
     """The model saved at ``path`` (on the CPU; ``model.meta``: its metadata). A missing,
     corrupt or foreign file is a ValueError."""
     path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"{path}: no such checkpoint file")
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for corrupt / foreign files
-        raise ValueError(f"{path}: not a readable checkpoint ({type(exc).__name__})") from None
-    if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise ValueError(f"{path}: not a strainer_fast generalizable-INR checkpoint "
-                         f"(format {FORMAT!r} expected)")
+    data = read_checkpoint_file(path, FORMAT, "strainer_fast generalizable-INR checkpoint")
     try:
         model = make_model(data["kind"], **data["config"], backend=backend,
                            precision=precision)
