@@ -13,7 +13,9 @@ TINY = dict(size=8, small_size=8, task_size=8, width=8, steps=4, pretrain_steps=
             cost_meta_budgets=[1, 2], cost_fit_steps=2, ablation_shared=[1, 5],
             ablation_pretrain_steps=2, ablation_steps=4, feature_steps=[0, 1, 2], grad_steps=4,
             stab_steps=6, stab_images=2, task_steps=4, task_pretrain_steps=3, seeds=[0, 1],
-            test_images=2, capacity_widths=[8, 16])
+            test_images=2, capacity_widths=[8, 16], gen_size=8, gen_test_images=2,
+            gen_fit_steps=4, gen_dim=8, gen_depth=1, gen_heads=2, gen_patch=4, gen_groups=2,
+            gen_rank=2, gen_steps=2, gen_batch=2)
 
 
 def run_driver(out: Path, *extra: str) -> subprocess.CompletedProcess:
@@ -47,9 +49,35 @@ def test_driver_writes_report_from_measurements(tmp_path):
     assert f"**{stab['chosen']}**" in report
     fig7 = json.loads((tmp_path / "fig7_ablation.json").read_text())
     assert f"{fig7['shared']['5']['psnr'][-1]:.2f}" in report  # numbers come from the JSON
-    assert report.count("**Not measured**") == 7  # the items not run
-    assert "Partial report: 3 of 10 items" in report
+    assert report.count("**Not measured**") == 8  # the items not run
+    assert "Partial report: 3 of 11 items" in report
     assert "This run departs from it" in report  # --set overrides are declared
+
+
+def test_driver_runs_generalizable_item(tmp_path):
+    proc = run_driver(tmp_path, "--only", "table3")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert (tmp_path / "table3_generalizable.png").exists()
+    data = json.loads((tmp_path / "table3_generalizable.json").read_text())
+    assert set(data["methods"]) == {"siren", "strainer-10", "transinr", "transinr-tto", "ipc",
+                                    "ipc-tto"}
+    assert data["methods"]["siren"]["step"][-1] == TINY["gen_fit_steps"]
+    assert data["methods"]["ipc-tto"]["step"][-1] == TINY["gen_fit_steps"]
+    assert data["methods"]["transinr"]["step"] == [0]  # feed-forward: one point
+    assert data["training"]["ipc"]["train_images"] == 69
+    status = json.loads((tmp_path / "status.json").read_text())["table3"]
+    assert status["wall_s"] > 0 and status["cpu_s"] > 0
+    report = (tmp_path / "REPRODUCTION.md").read_text()
+    assert "## 11. Generalizable INRs (paper Table 3 analogue, reduced scale)" in report
+    assert "Partial report: 1 of 11 items" in report and "Item time:" in report
+    assert f"{data['methods']['ipc-tto']['psnr'][-1]:.2f}" in report  # from the JSON
+    assert report.count("test-time optimisation improves on") == 4  # summary + section
+
+
+def test_preregistered_generalizable_patch_divides_size():
+    prereg = tomllib.loads((REPRO / "preregistration.toml").read_text())
+    for p in prereg["presets"].values():
+        assert p["gen_size"] % p["gen_patch"] == 0
 
 
 def test_driver_rejects_unknown_item(tmp_path):

@@ -31,6 +31,7 @@ import fig7_ablation
 import fig12_occupancy
 import stability
 import table2_ood
+import table3_generalizable
 import table4_capacity
 import table5_cost
 import table6_inverse
@@ -70,13 +71,20 @@ ITEMS: dict[str, Item] = {
                       claims.stability,
                       "Same images, inits, seeds and steps for every mode; grayscale skimage "
                       "photos at the small size."),
+    "table3": Item(table3_generalizable, "11. Generalizable INRs (paper Table 3 analogue, "
+                   "reduced scale)", claims.table3,
+                   "STRAINER-10 and SIREN against reduced-scale TransINR and IPC (small "
+                   "transformers, a few hundred training steps on a CPU; the papers': 42M "
+                   "parameters, days on 4 GPUs), each as the feed-forward prediction and with "
+                   "test-time optimisation (TTO) from it, on the first MRI test slices at the "
+                   "small size; every fitted method gets the same fitting steps."),
 }
 
 CPU_CUTS = ("Cuts forced by the 60-minute budget on 2 CPU cores (pre-registered in "
             "`benchmarks/repro/preregistration.toml`, where the budget arithmetic is): the "
             "in-domain items fit the first {test_images} of the 6 MRI test slices; the "
             "meta-learned init gets {meta_steps} outer steps (paper: 5000), so it is a weak "
-            "baseline; the secondary items (2-6, 9, 10) run at {small_size}px (inverse "
+            "baseline; the secondary items (2-6, 9-11) run at {small_size}px (inverse "
             "problems {task_size}px) with fewer steps, one seed, and the ablation with "
             "{ablation_shared} shared layers.")
 

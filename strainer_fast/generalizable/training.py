@@ -71,8 +71,8 @@ def train_generalizable(
     the batch of each image's MSE, on all pixels (``points`` = 0) or on ``points`` random
     pixels shared by the batch. Architecture: ``width``/``layers``/``w0`` (hyponet),
     ``dim``/``depth``/``heads``/``patch`` (transformer), ``groups`` (TransINR) or ``rank``
-    (IPC). The defaults are the reduced scale of ``benchmarks/repro/table3_generalizable.py``
-    (sized for a 2-core CPU).
+    (IPC). The defaults are a reduced scale sized for a 2-core CPU; the report's settings are
+    the ``gen_*`` keys of ``benchmarks/repro/preregistration.toml``.
 
     Returns the trained model (on the device; ``model.meta``: steps, wall time, the mean
     feed-forward PSNR on the 2 validation slices of ``data.validation_split()``); with
