@@ -164,6 +164,14 @@ TcKind tf32_kind(std::initializer_list<int64_t> extents, std::initializer_list<c
   return TcKind::kTf32;
 }
 
+// The kernel kind of GEMM `p`: bf16 if `lo`, else tf32 when every extent, leading dimension,
+// batch stride and pointer is 16-byte aligned (`a_inner`: A's contiguous extent).
+TcKind gemm_kind(bool lo, const TcGemm& p, int64_t a_inner) {
+  if (lo) return TcKind::kBf16;
+  return tf32_kind({a_inner, p.n, p.lda, p.ldb, p.ldd, p.batch_a, p.batch_b, p.batch_d},
+                   {p.a, p.b, p.d});
+}
+
 // Runs a tensor-core GEMM, on the sm_90a kernel where plan.sm90 and it takes the problem
 // (bf16 dW), else on the sm80 one; `split` allows deterministic split-K (single-batch
 // problems only; both kernels' tiles are 128 x 128).
@@ -351,10 +359,7 @@ std::tuple<at::Tensor, TensorVec> forward_impl(const at::Tensor& x_in, at::Tenso
         p.ldd = p.n;
         p.batch_d = cat ? 0 : N * wo;
         p.batches = cat ? 1 : static_cast<int>(S);
-        const TcKind kind =
-            lo ? TcKind::kBf16
-               : tf32_kind({p.k, p.n, p.lda, p.ldb, p.ldd, p.batch_a, p.batch_b, p.batch_d},
-                           {p.a, p.b, p.d});
+        const TcKind kind = gemm_kind(lo, p, p.k);
         // A sine layer feeding a GEMM of the same kind: bias + sine in the GEMM's epilogue
         // (z -> zbuf, sin z -> the next operand), when the fused kernel takes the problem.
         if (sine && !cat && l < L - 1 && next.lo == lo) {
@@ -502,10 +507,7 @@ std::tuple<at::Tensor, TensorVec, TensorVec> backward_impl(
           f.ld_lo = dz_prev_lo.ld;
           f.batch_lo = N * dz_prev_lo.ld;
         }
-        const TcKind kind =
-            lo ? TcKind::kBf16
-               : tf32_kind({p.k, p.n, p.lda, p.ldb, p.ldd, p.batch_a, p.batch_b, p.batch_d},
-                           {p.a, p.b, p.d});
+        const TcKind kind = gemm_kind(lo, p, p.k);
         if (plan.sm90 && kind != TcKind::kTf32Align1) {
           // tf32 wgmma reads B K-major only: B = W'^T, a [S, wi, wo] copy made here (once
           // per layer and backward call; width x width per signal). bf16 reads W' itself.
@@ -553,10 +555,7 @@ std::tuple<at::Tensor, TensorVec, TensorVec> backward_impl(
           p.ldd = ld_dh;
           p.batch_d = N * ld_dh;
           p.batches = static_cast<int>(S);
-          const TcKind kind =
-              lo ? TcKind::kBf16
-                 : tf32_kind({p.k, p.n, p.lda, p.ldb, p.ldd, p.batch_a, p.batch_b, p.batch_d},
-                             {p.a, p.b, p.d});
+          const TcKind kind = gemm_kind(lo, p, p.k);
           run_tc(kind, TcLayout::kRR, p, false, x, plan);
         }
         // Gate: dz_{l-1} = dh * cos z_{l-1}; h_{l-1} = sin z_{l-1} as layer l's dW operand.
@@ -642,10 +641,7 @@ std::tuple<at::Tensor, TensorVec, TensorVec> backward_impl(
         p.batch_a = batches > 1 ? N * p.lda : 0;
         p.batch_b = batches > 1 ? N * in.ld : 0;
         p.batch_d = batches > 1 ? int64_t{p.m} * p.n : 0;
-        const TcKind kind =
-            lo ? TcKind::kBf16
-               : tf32_kind({p.m, p.n, p.lda, p.ldb, p.ldd, p.batch_a, p.batch_b, p.batch_d},
-                           {p.a, p.b, p.d});
+        const TcKind kind = gemm_kind(lo, p, p.m);
         run_tc(kind, TcLayout::kCR, p, batches == 1, x, plan);
       };
       if (batched) {
@@ -693,10 +689,7 @@ std::tuple<at::Tensor, TensorVec, TensorVec> backward_impl(
           p.ldd = ld;
           p.batch_d = cat ? 0 : N * ld;
           p.batches = cat ? 1 : static_cast<int>(S);
-          const TcKind kind =
-              lo ? TcKind::kBf16
-                 : tf32_kind({p.k, p.n, p.lda, p.ldb, p.ldd, p.batch_a, p.batch_b, p.batch_d},
-                             {p.a, p.b, p.d});
+          const TcKind kind = gemm_kind(lo, p, p.k);
           run_tc(kind, TcLayout::kRR, p, false, x, plan);
           if (ld != wi) grad_x.copy_(dst.narrow(-1, 0, wi));
         }
