@@ -121,6 +121,16 @@ def test_tto_starts_from_the_prediction(kind, slices):
     assert tto.recon.shape == test.shape
 
 
+def test_tto_with_point_batches_is_seeded_and_differs_from_full_grid(slices):
+    model, test = tiny("ipc"), slices[30:32]
+    kw = dict(steps=10, lr=1e-3, log_every=10, progress=False)
+    a = fit_generalizable(test, model, points=40, seed=3, **kw)
+    b = fit_generalizable(test, model, points=40, seed=3, **kw)
+    full = fit_generalizable(test, model, **kw)
+    assert a.psnr == b.psnr
+    assert a.psnr[-1] != full.psnr[-1]
+
+
 def test_augment(slices):
     g = torch.Generator().manual_seed(0)
     out = augment(slices[:6], g, 2)

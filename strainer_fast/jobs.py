@@ -149,7 +149,7 @@ def compare(train: torch.Tensor, test: torch.Tensor, methods: Sequence[str], *,
             results[method] = r = fit_generalizable(
                 test, model, tto=method.endswith("-tto"), steps=steps, lr=lr,
                 log_every=log_every, stabilize=stabilize, progress=progress,
-                desc=f"fit {method}")
+                desc=f"fit {method}", points=points, seed=seed)
             if verbose:
                 print(f"{method}: model {t_init:.1f} s, "
                       f"fit {r.wall_s[-1]:.1f} s, final mean PSNR {r.final_psnr():.2f} dB",

@@ -26,13 +26,16 @@ def fit_generalizable(
     stabilize: str = "off",
     progress: bool = True,
     desc: str | None = None,
+    points: int | None = None,
+    seed: int = 0,
 ) -> FitResult:
     """Predicts the hyponets of images [K, H, W, C] in [0, 1] with ``model`` (a trained
     ``TransINR`` / ``IPC``; images at its size and channel count) and, with ``tto``, fits
     all their weights from there: K independent networks, Adam at ``lr`` for ``steps``
     steps, PSNR / SSIM every ``log_every`` steps (0: start and end only), as
     ``fit.fit_many``. Step 0 is the feed-forward prediction; without ``tto`` it is the only
-    log point. Runs on the model's device, backend and precision.
+    log point. ``points``: pixels per step drawn from a generator seeded ``seed`` (None:
+    the full grid), as ``fit.fit_many``. Runs on the model's device, backend and precision.
     """
     if images.dim() != 4:
         raise ValueError(f"images must be [K, H, W, C], got shape {tuple(images.shape)}")
@@ -48,9 +51,10 @@ def fit_generalizable(
     result = FitResult(model=net)
     steps = steps if tto else 0
     name = model.kind + ("-tto" if tto else "")
-    train(net, image_mse(net, images), steps, lr=lr,
+    gen = None if points is None else torch.Generator().manual_seed(seed)
+    train(net, image_mse(net, images, points=points, generator=gen), steps, lr=lr,
           callbacks=[_Curves(result, coord_grid(h, w).to(dev), (h, w), images),
                      Stabilize(stabilize)],
           log_every=log_every or steps, progress=progress and steps > 0,
-          desc=desc or f"fit {name}")
+          desc=desc or f"fit {name}", generator=gen)
     return result
