@@ -234,6 +234,14 @@ def natural_dir() -> Path:
     return root
 
 
+def natural_test(cfg: dict, size: int, gray: bool = False) -> tuple[torch.Tensor, list[str]]:
+    """The first ``cfg["natural_test_images"]`` natural test photos at ``size``:
+    (images (n, size, size, c), names)."""
+    images, names = load_images(natural_dir() / "test", size, gray=gray)
+    n = cfg["natural_test_images"]
+    return images[:n], names[:n]
+
+
 def machine(cfg: dict) -> str:
     """One line naming the hardware the numbers come from."""
     dev = resolve_device(cfg["device"])

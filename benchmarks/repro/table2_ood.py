@@ -44,11 +44,11 @@ def fitted(cfg: dict, data: str, images, method: str, layers=None, width: int | 
 
 
 def run(cfg: dict, out: Path) -> dict:
-    size, nat = cfg["small_size"], common.natural_dir()
+    size = cfg["small_size"]
     encs = encoders(cfg)
     tests = {}
-    sets = (("photos, colour", load_images(nat / "test", size)),
-            ("photos, gray", load_images(nat / "test", size, gray=True)),
+    sets = (("photos, colour", common.natural_test(cfg, size)),
+            ("photos, gray", common.natural_test(cfg, size, gray=True)),
             ("MRI test slices", load_images(default_split()[1][:cfg["test_images"]], size)))
     for mode, (test, names) in sets:
         rows = {"siren": fitted(cfg, mode, test, "siren")}

@@ -10,7 +10,6 @@ import matplotlib.pyplot as plt
 
 import common
 import table2_ood
-from strainer_fast.data import load_images
 from strainer_fast.report import method_metrics
 
 NAME = "table4_capacity"
@@ -18,7 +17,7 @@ NAME = "table4_capacity"
 
 def run(cfg: dict, out: Path) -> dict:
     size = cfg["small_size"]
-    test, names = load_images(common.natural_dir() / "test", size)
+    test, names = common.natural_test(cfg, size)
     mode = "photos, colour"
     rows, params = {}, {}
     for width in cfg["capacity_widths"]:
