@@ -17,6 +17,7 @@ from strainer_fast import fit, memory
 from strainer_fast.cli import main
 from strainer_fast.data import coord_grid
 from strainer_fast.fit import initial_model
+from strainer_fast.meta import meta_init
 from strainer_fast.pretrain import pretrain
 from strainer_fast.train.objectives import image_mse, image_points, render
 
@@ -67,6 +68,39 @@ def test_minibatched_pretraining_is_seeded():
                        seed=s, progress=False, device="cpu") for s in (0, 0, 1)]
     enc = [m.encoder_layers()[0][0] for m in models]
     assert torch.equal(enc[0], enc[1]) and not torch.equal(enc[0], enc[2])
+
+
+@pytest.mark.parametrize("method", ["fomaml", "reptile"])
+def test_minibatched_meta_init_is_seeded_and_bounded(method, monkeypatch):
+    imgs = torch.stack([smooth(16), smooth(16).flip(0)])
+    kw = dict(width=16, layers=3, steps=4, lr=1e-3, progress=False, device="cpu")
+    runs = [meta_init(imgs, method, points=32, seed=s, **kw) for s in (0, 0, 1)]
+    full = meta_init(imgs, method, seed=0, **kw)
+    assert all(torch.equal(a[0], b[0]) for a, b in zip(runs[0], runs[1]))
+    assert not torch.equal(runs[0][0][0], runs[2][0][0])  # other seed: init and batches
+    assert not torch.equal(runs[0][1][0], full[1][0])  # same init, other pixels
+    # memory bounded by the batch: RAM (patched) for 64 points a step, not the full grid
+    run = dict(signals=2, grid=1024 ** 2, channels=1, width=16, layers=3)
+    avail = memory.run_bytes(points=None, **run)
+    assert memory.run_bytes(points=64, **run) < 0.8 * avail
+    monkeypatch.setattr(memory, "available_bytes", lambda device: avail)
+    huge = torch.zeros(1, 1, 1, 1).expand(2, 1024, 1024, 1)
+    with pytest.raises(memory.WontFit, match="meta-learning on 2 image"):
+        meta_init(huge, method, **kw)
+    meta_init(huge, method, points=64, **dict(kw, steps=1))
+
+
+def test_pretrain_weight_scale_flag_and_bad_values(image_file, tmp_path, capsys):
+    enc = tmp_path / "enc.pt"
+    tiny = ["--data", str(image_file), "--size", "8", "--width", "8", "--layers", "3",
+            "--shared", "2", "--steps", "2", *FAST]
+    assert main(["pretrain", *tiny, "--out", str(enc), "--weight-scale", "1.5"]) == 0
+    assert torch.load(enc, weights_only=True)["meta"]["weight_scale"] == 1.5
+    for bad in ("0", "-1", "nan", "inf"):
+        out = tmp_path / f"bad{bad}.pt"
+        assert main(["pretrain", *tiny, "--out", str(out), "--weight-scale", bad]) == 2
+        assert "--weight-scale must be a finite number > 0" in capsys.readouterr().err
+        assert not list(tmp_path.glob(f"bad{bad}*"))  # no partial output
 
 
 def test_points_need_the_full_grid_of_an_operator():

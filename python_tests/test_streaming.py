@@ -28,11 +28,12 @@ def paths(tmp_path_factory):
     return out
 
 
-def test_one_group_in_visits_equals_pretrain(paths, tmp_path):
+@pytest.mark.parametrize("extra", [{}, {"points": 16, "weight_scale": 1.5}])
+def test_one_group_in_visits_equals_pretrain(paths, tmp_path, extra):
     images, _ = load_images(paths, 10)
-    ref = pretrain(images, steps=20, **NET)
+    ref = pretrain(images, steps=20, **NET, **extra)
     got = pretrain_streaming(paths, tmp_path / "store", group_size=5, visit_steps=7, steps=20,
-                             size=10, **NET)  # visits of 7, 7, 6 steps, state via disk
+                             size=10, **NET, **extra)  # visits of 7, 7, 6 steps, via disk
     for p, q in zip(got.parameters(), ref.parameters()):
         assert torch.equal(p, q)
 
@@ -73,17 +74,24 @@ def test_cli_group_size(paths, tmp_path, capsys):
     assert load_strainer(out).signals == 5
     assert main(["pretrain", *tiny, "--group-size", "2", "--nproc", "2"]) == 2
     assert "cannot be combined" in capsys.readouterr().err
+    out2 = tmp_path / "enc2.pt"
+    assert main(["pretrain", *tiny[:-1], str(out2), "--group-size", "2", "--points", "8",
+                 "--weight-scale", "1.5"]) == 0
+    meta = torch.load(out2, weights_only=True)["meta"]
+    assert meta["points"] == 8 and meta["weight_scale"] == 1.5
 
 
 class Crash(Exception):
     pass
 
 
-def test_streaming_resume_equals_uninterrupted(paths, tmp_path, monkeypatch):
+@pytest.mark.parametrize("points", [None, 16])
+def test_streaming_resume_equals_uninterrupted(paths, tmp_path, monkeypatch, points):
     """Killed after the 5th visit (checkpoints at steps 8 and 16, i.e. visits 2 and 4):
     --resume continues from the newest state, even though visit 5 had already rewritten
-    a group's decoders, and ends with the weights of an uninterrupted run."""
-    kw = dict(group_size=2, visit_steps=4, steps=24, size=10, **NET)
+    a group's decoders, and ends with the weights of an uninterrupted run (with point
+    batches: the same batches, from the saved generator state)."""
+    kw = dict(group_size=2, visit_steps=4, steps=24, size=10, points=points, **NET)
     full = pretrain_streaming(paths, tmp_path / "full", **kw)
     real, visits = streaming.train, []
 

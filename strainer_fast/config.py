@@ -5,14 +5,15 @@ config.json`` runs it again.
 
 A field left ``None`` takes, in this order: the encoder checkpoint's value (architecture),
 the job's preset for the device (``PRESETS``), or the job's fixed default. Field metadata:
-``help``, ``flag`` (name on the command line), ``choices``, ``min`` (checked by
-``validate``), ``positional``/``nargs``.
+``help``, ``flag`` (name on the command line), ``choices``, ``min`` / ``above`` (bounds
+checked by ``validate``), ``positional``/``nargs``.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -112,6 +113,9 @@ class PretrainJob:
     size: int = opt(178, "image side after crop/resize (px)", min=1)
     gray: bool = opt(False, "convert colour images to grayscale")
     model: ModelConfig = _part(ModelConfig, width=256, layers=6, shared=5, w0=30.0)
+    weight_scale: float = opt(1.0, "weight scaling of the initial draw: every weight but the "
+                              "decoders' last layer times ALPHA (Yeom et al. 2025; 1 = SIREN "
+                              "init)", metavar="ALPHA", above=0)
     train: PretrainConfig = _part(PretrainConfig, steps=5000)
     points: int = opt(0, POINTS_HELP, min=0, metavar="N")
     nproc: int = opt(1, "processes to pretrain with (signals split between them; launched "
@@ -149,7 +153,7 @@ class FitJob:
     weight_scale: float = opt(1.0, "weight scaling of the random layers (--init siren; a "
                               "STRAINER's fresh decoder layers but the last): every weight but "
                               "the last layer's times ALPHA (Yeom et al. 2025; 1 = SIREN init)",
-                              metavar="ALPHA")
+                              metavar="ALPHA", above=0)
     fit: FitConfig = _part(FitConfig, steps=2000, log_every=100)
     checkpoint_every: int = opt(0, "save the training state every K steps to "
                                 "OUT/train_state/ (0: never)", min=0, metavar="K")
@@ -377,13 +381,17 @@ def preset(job: str, device: str) -> dict:
 
 
 def validate(cfg: Any) -> Any:
-    """Checks required fields and every ``min`` bound; ValueError names the flag."""
+    """Checks required fields, every ``min`` bound and every ``above`` bound (a finite
+    number greater than it); ValueError names the flag."""
     for name, path, f, _ in flat_fields(type(cfg)):
-        value, low = get(cfg, path), f.metadata.get("min")
+        value, low, above = get(cfg, path), f.metadata.get("min"), f.metadata.get("above")
         if f.metadata.get("required") and value is None:
             raise ValueError(f"--{name} is required")
         if low is not None and value is not None and value < low:
             raise ValueError(f"--{name} must be >= {low}, got {value}")
+        if above is not None and value is not None and not (math.isfinite(value)
+                                                             and value > above):
+            raise ValueError(f"--{name} must be a finite number > {above}, got {value}")
     return cfg
 
 

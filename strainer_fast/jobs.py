@@ -161,7 +161,7 @@ def compare(train: torch.Tensor, test: torch.Tensor, methods: Sequence[str], *,
         elif method.startswith("meta"):
             init = "meta"
             weights = meta_init(train, method[5:] or "fomaml", steps=pretrain_steps, lr=plr,
-                                **net, **opts)
+                                points=points, **net, **opts)
         elif method.startswith("strainer-"):
             n = int(method.split("-", 1)[1])
             names = list(train_names[:n]) if train_names is not None else None
@@ -183,8 +183,6 @@ def pretrain_job(cfg: PretrainJob) -> None:
     rt, m = cfg.runtime, cfg.model
     if cfg.group_size and cfg.nproc > 1:
         raise ValueError("--group-size cannot be combined with --nproc")
-    if cfg.points and cfg.group_size:
-        raise ValueError("--points cannot be combined with --group-size")
     if not cfg.group_size:
         check_image_job(cfg.runtime.device, "pretraining", len(list_images(cfg.data)),
                         cfg.size, cfg.gray, cfg.points or None, m.width,
@@ -200,8 +198,9 @@ def pretrain_job(cfg: PretrainJob) -> None:
         return
     fingerprint = dict(size=cfg.size, width=m.width, layers=m.layers, shared=m.shared, w0=m.w0,
                        lr=cfg.train.lr, seed=rt.seed, gray=cfg.gray, precision=rt.precision,
-                       points=cfg.points or None)
-    net = dict(width=m.width, layers=m.layers, shared=m.shared, w0=m.w0)
+                       points=cfg.points or None, weight_scale=cfg.weight_scale)
+    net = dict(width=m.width, layers=m.layers, shared=m.shared, w0=m.w0,
+               weight_scale=cfg.weight_scale, points=cfg.points or None)
     if cfg.group_size:
         paths = list_images(cfg.data)
         write_config(Path(cfg.out).with_suffix(".config.json"), "pretrain", cfg)
@@ -222,8 +221,7 @@ def pretrain_job(cfg: PretrainJob) -> None:
     ckpt = Checkpointer(f"{cfg.out}.state", every=cfg.checkpoint_every, resume=cfg.resume,
                         fingerprint=dict(fingerprint, names=names))
     pretrain(images, steps=cfg.train.steps, lr=cfg.train.lr, out=cfg.out, names=names,
-             shard=shard, checkpoint=ckpt, points=cfg.points or None, **net,
-             **runtime_kwargs(rt))
+             shard=shard, checkpoint=ckpt, **net, **runtime_kwargs(rt))
     if rank == 0:
         print(f"wrote {cfg.out} (STRAINER-{len(names)}, {cfg.train.steps} steps)",
               file=sys.stderr)
@@ -269,10 +267,10 @@ def fit_job(cfg: FitJob) -> None:
             cfg.init_steps = cfg.fit.steps if cfg.init == "siren-ft" else 5000
         if cfg.init == "siren-ft":
             weights = siren_ft_init(train[0], steps=cfg.init_steps, lr=cfg.fit.lr,
-                                    log_every=0, **net, **opts)
+                                    log_every=0, points=cfg.fit.points or None, **net, **opts)
         else:
             weights = meta_init(train, cfg.meta_method, steps=cfg.init_steps, lr=cfg.fit.lr,
-                                **net, **opts)
+                                points=cfg.fit.points or None, **net, **opts)
     write_config(Path(cfg.out) / "config.json", "fit", cfg)
     ckpt = Checkpointer(Path(cfg.out) / "train_state", every=cfg.checkpoint_every,
                         resume=cfg.resume, fingerprint=dict(

@@ -20,8 +20,10 @@ import torch
 from torch.func import functional_call
 
 from .data import coord_grid, to_target
+from .memory import check_fits
 from .models import Layers, Strainer, resolve_device
 from .train import train
+from .train.objectives import image_points
 
 __all__ = ["META_METHODS", "meta_init"]
 
@@ -44,12 +46,15 @@ def meta_init(
     backend: str = "auto",
     precision: str = "exact",
     progress: bool = True,
+    points: int | None = None,
 ) -> Layers:
     """Meta-learns SIREN weights on training images [S, H, W, C] in [0, 1].
 
     ``steps`` outer steps (the STRAINER pretraining budget), each over all S images, run
     by the training engine; inner loop: SGD with ``inner_lr`` on per-image MSE; outer: Adam
-    with ``lr``.
+    with ``lr``. ``points`` N: each outer step (its inner steps and its meta gradient) fits
+    the same N random pixels, drawn from a generator seeded ``seed``; None: the full grid. A
+    configuration that cannot fit in memory raises ``memory.WontFit`` up front.
     Returns the (weight [out, in], bias [out]) pairs of the meta-learned network.
     """
     if method not in META_METHODS:
@@ -58,6 +63,8 @@ def meta_init(
         raise ValueError(f"images must be [S, H, W, C], got shape {tuple(images.shape)}")
     dev = resolve_device(device)
     s, h, w, c = images.shape
+    check_fits(dev, f"meta-learning on {s} image(s) of {h}x{w} px", signals=s, grid=h * w,
+               channels=c, points=points, width=width, layers=layers)
     # Network 0 of this model holds the meta weights; `tasks` evaluates S adapted copies.
     meta_net = Strainer(1, out_features=c, width=width, layers=layers, shared=0, w0=w0,
                         seed=seed, backend=backend, precision=precision).to(dev)
@@ -67,15 +74,23 @@ def meta_init(
                      precision=precision).to(dev)
     names = [n for n, _ in tasks.named_parameters()]
     meta = list(meta_net.parameters())
-    coords = coord_grid(h, w).to(dev)
-    target = to_target(images.to(dev, torch.float32))
+    images = images.to(dev, torch.float32)
+    if points is None:
+        grid = coord_grid(h, w).to(dev), to_target(images)
 
-    def task_mse(params: list[torch.Tensor]) -> torch.Tensor:
-        out = functional_call(tasks, dict(zip(names, params)), (coords,))
-        return ((out - target) ** 2).mean(dim=(1, 2))
+        def batch(step: int) -> tuple[torch.Tensor, torch.Tensor]:
+            return grid
+    else:
+        batch = image_points(images, points, torch.Generator().manual_seed(seed))
 
     def objective(step: int) -> torch.Tensor:
         """Adapts, sets the meta gradients, returns the adapted per-task MSE [S]."""
+        coords, target = batch(step)
+
+        def task_mse(params: list[torch.Tensor]) -> torch.Tensor:
+            out = functional_call(tasks, dict(zip(names, params)), (coords,))
+            return ((out - target) ** 2).mean(dim=(1, 2))
+
         if second_order:  # keep the graph from the meta weights through the inner steps
             fast = [p.expand(s, *p.shape[1:]) for p in meta]
         else:

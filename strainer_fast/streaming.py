@@ -17,7 +17,9 @@ generations are deleted once no kept checkpoint names them.
 
 Initial values equal ``Strainer(S, seed=seed)`` (one seeded draw, so with a single group
 and ``visit_steps >= steps`` the result equals ``pretrain``). The final checkpoint holds the
-encoder and all decoders, like ``pretrain``'s.
+encoder and all decoders, like ``pretrain``'s. ``points`` N: every step fits N random pixels
+of the group's images (one generator seeded ``seed`` for the whole run, its state saved with
+the training state), so a step's memory is bounded by the group size and N.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from torch import nn
 
 from .checkpoint import atomic_save, save_checkpoint
 from .data import load_images
+from .memory import check_fits
 from .models import Strainer, resolve_device
 from .pretrain import initial_strainer
 from .train import image_mse, train
@@ -105,6 +108,8 @@ def pretrain_streaming(
     device: str = "auto",
     backend: str = "auto",
     precision: str = "exact",
+    weight_scale: float = 1.0,
+    points: int | None = None,
     progress: bool = True,
     out: str | Path | None = None,
     checkpoint_every: int = 0,
@@ -119,6 +124,9 @@ def pretrain_streaming(
     ``checkpoint_every`` K: after the first visit that reaches each multiple of K steps,
     the training state goes to ``state_dir`` (default ``store``/state); ``resume``
     continues from the newest one (``fingerprint``: settings that must match).
+    ``weight_scale``: alpha of the initial draw (``models``); ``points``: pixels per step
+    (module doc; None: the full grid). A group that cannot fit in memory raises
+    ``memory.WontFit`` before any file is written.
     """
     paths = [Path(p) for p in paths]
     if group_size < 1 or visit_steps < 1:
@@ -136,9 +144,13 @@ def pretrain_streaming(
     starts = {i: a for a, b in groups for i in range(a, b)}
     first, _ = load_images(paths[groups[0][0]:groups[0][1]], size, gray)
     channels = first.shape[-1]
+    check_fits(dev, f"pretraining on groups of {len(first)} image(s) of {size}x{size} px",
+               signals=len(first), grid=size * size, channels=channels, points=points,
+               width=width, layers=layers)
     config = dict(in_features=2, out_features=channels, width=width, layers=layers,
                   shared=shared, w0=w0, backend=backend, precision=precision)
-    init = initial_strainer(total, 0, total, seed=seed, **config)
+    init = initial_strainer(total, 0, total, seed=seed, weight_scale=weight_scale, **config)
+    draws = torch.Generator().manual_seed(seed)  # point batches (with ``points``)
     enc = [nn.Parameter(t.to(dev)) for w, b in init.encoder_layers() for t in (w, b)]
     enc_state: dict[int, dict] = {}
     gen = {start: 0 for start, _ in groups}  # generation of each group's files
@@ -152,6 +164,7 @@ def pretrain_streaming(
         enc_state = {int(i): {k: v.to(dev) for k, v in s.items()}
                      for i, s in state["enc_state"].items()}
         gen = {int(k): v for k, v in state["gen"].items()}
+        draws.set_state(state["draws"])
         done, visit, kept, first = state["done"], state["visit"], [gen], None
         for old in saved[:-1]:
             (state_dir / f"stream.step{old:09d}.pt").unlink(missing_ok=True)
@@ -184,8 +197,8 @@ def pretrain_streaming(
                 opt.state[p] = enc_state[i]
         files.load(start, stop, gen[start], model, opt)
         n = min(visit_steps, steps - done)
-        train(model, image_mse(model, images.to(dev, torch.float32)), n, optimizer=opt,
-              progress=progress,
+        train(model, image_mse(model, images.to(dev, torch.float32), points=points,
+                               generator=draws), n, optimizer=opt, progress=progress,
               desc=f"pretrain group {visit % len(groups) + 1}/{len(groups)}, "
                    f"steps {done + 1}-{done + n} of {steps}")
         enc_state = {i: opt.state[p] for i, p in enumerate(enc) if p in opt.state}
@@ -200,7 +213,8 @@ def pretrain_streaming(
                          "encoder": [p.detach().cpu() for p in enc],
                          "enc_state": {str(i): {k: v.cpu() for k, v in s.items()}
                                        for i, s in enc_state.items()},
-                         "gen": {str(k): v for k, v in gen.items()}, "fingerprint": fingerprint},
+                         "gen": {str(k): v for k, v in gen.items()},
+                         "draws": draws.get_state(), "fingerprint": fingerprint},
                         state_dir / f"stream.step{done:09d}.pt")
             kept = (kept + [dict(gen)])[-2:]
             for s in _saved_states(state_dir)[:-2]:
@@ -224,7 +238,7 @@ def pretrain_streaming(
                                     backend=backend, precision=precision)
         save_checkpoint(full, out, signals=[p.name for p in paths], steps=steps, seed=seed,
                         lr=lr, size=[size, size], group_size=group_size,
-                        visit_steps=visit_steps)
+                        visit_steps=visit_steps, weight_scale=weight_scale, points=points)
     for s in _saved_states(state_dir):  # finished: the training states are spent
         (state_dir / f"stream.step{s:09d}.pt").unlink(missing_ok=True)
     if state_dir.is_dir() and not any(state_dir.iterdir()):
