@@ -13,7 +13,10 @@ Methods (same network: 2 -> sine layers of ``--width`` -> 1, w0 30; Adam; full g
 - ``STRAINER-10``: encoder pretrained on the 10 train slices (``--pretrain-steps``), fresh
   decoder; its pretraining wall time is reported apart and amortised over the 6 test slices;
 - ``STRAINER-10 alpha=A``: the same, pretrained from the alpha-scaled init (only with
-  ``--compose``, i.e. where the validation split said it composes).
+  ``--compose``, i.e. where the validation split said it composes);
+- ``SIREN alpha=A lr=L (validation recipe)``: the library's SIREN with the alpha and Adam lr
+  that ``tune_weight_scale.py lr`` chose on the validation split (where it chose one that
+  differs from the row above).
 
 Targets: 30 dB, 40 dB and the eager SIREN's PSNR at step ``--steps``. PSNR per step is the
 training loss's (full grid, before clamping; mean over the fitted slices). The baseline runs
@@ -51,17 +54,17 @@ TUNED = RESULTS / "tune_weight_scale.json"
 EAGER = "eager SIREN (paper-style)"
 
 
-def tuned_alpha(wait_s: float) -> float:
-    """The alpha chosen on the validation split by ``tune_weight_scale.py summary``, waiting
-    up to ``wait_s`` seconds for it (the tuning may still run when this benchmark starts:
-    the alpha-free methods run first)."""
+def tuned(path: Path, wait_s: float) -> dict:
+    """``tune_weight_scale.py summary``'s choices on the validation split (``chosen_alpha``,
+    ``chosen_recipe``), waiting up to ``wait_s`` seconds for them (the tuning may still run
+    when this benchmark starts: the alpha-free methods run first)."""
     deadline = time.monotonic() + wait_s
-    while not TUNED.exists():
+    while not path.exists():
         if time.monotonic() > deadline:
-            raise SystemExit(f"{TUNED} missing: run benchmarks/tune_weight_scale.py first "
+            raise SystemExit(f"{path} missing: run benchmarks/tune_weight_scale.py first "
                              "(or pass --alpha)")
         time.sleep(10)
-    return float(json.loads(TUNED.read_text())["chosen_alpha"])
+    return json.loads(path.read_text())
 
 
 def main() -> None:
@@ -81,6 +84,7 @@ def main() -> None:
                     help="seconds to wait for the tuned alpha after the alpha-free methods")
     ap.add_argument("--compose", action="store_true",
                     help="also STRAINER pretrained from the alpha init")
+    ap.add_argument("--tuned", default=str(TUNED), help="tune_weight_scale.py's summary")
     ap.add_argument("--out", default=str(RESULTS / "time_to_quality"))
     args = ap.parse_args()
     train_paths, test_paths = default_split()
@@ -91,9 +95,9 @@ def main() -> None:
     runs: dict[str, dict] = {}
     pretrain_s: dict[str, float] = {}
 
-    def run(name: str, model: torch.nn.Module, stop: float | None) -> None:
+    def run(name: str, model: torch.nn.Module, stop: float | None, lr: float = args.lr) -> None:
         steps = args.steps if name == EAGER else (args.cap or args.steps)
-        runs[name] = fit_until(model, test, max_steps=steps, lr=args.lr, stop_psnr=stop)
+        runs[name] = fit_until(model, test, max_steps=steps, lr=lr, stop_psnr=stop)
         c = runs[name]
         print(f"{name}: {c['steps']} steps, {c['wall_s'][-1]:.1f} s, "
               f"{c['psnr'][-1]:.2f} dB", flush=True)
@@ -121,11 +125,17 @@ def main() -> None:
         run(name, initial_model(enc, k, channels), stop)
 
     strainer("STRAINER-10", 1.0)
-    alpha = args.alpha if args.alpha is not None else tuned_alpha(args.wait_alpha)
+    choice = tuned(Path(args.tuned), args.wait_alpha) if args.alpha is None else {}
+    alpha = args.alpha if args.alpha is not None else float(choice["chosen_alpha"])
     run(f"SIREN alpha={alpha:g}",
         initial_model("siren", k, channels, weight_scale=alpha, **net), stop)
     if args.compose:
         strainer(f"STRAINER-10 alpha={alpha:g}", alpha)
+    recipe = choice.get("chosen_recipe")
+    if recipe and (recipe["alpha"], recipe["lr"]) != (alpha, args.lr):
+        run(f"SIREN alpha={recipe['alpha']:g} lr={recipe['lr']:g} (validation recipe)",
+            initial_model("siren", k, channels, weight_scale=recipe["alpha"], **net), stop,
+            lr=recipe["lr"])
 
     n_test = len(test_paths)
     table = {}
@@ -150,7 +160,10 @@ def main() -> None:
                      python=platform.python_version(), torch=torch.__version__,
                      strainer_fast=strainer_fast.__version__,
                      load_average_start=list(load_start), load_average_end=list(os.getloadavg())),
-        settings=dict(vars(args), alpha=alpha, slices=names, amortised_over=n_test),
+        settings=dict({k: v for k, v in vars(args).items() if k not in ("out", "tuned")},
+                      alpha=alpha,
+                      recipe=recipe, slices=names,
+                      amortised_over=n_test),
         targets=targets,
         pretrain_wall_s=pretrain_s,
         table=table,

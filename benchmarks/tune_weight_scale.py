@@ -13,13 +13,18 @@ can run in parallel processes):
 - ``compose --alpha A``: the same encoder with its weights times A, and an encoder pretrained
   from the A-scaled init. (Scaling the fresh decoder is a no-op when the decoder is one layer,
   ``shared = layers - 1``, as here: the last layer is never scaled.);
+- ``lr --alphas A,B --lrs L1,L2``: SIREN from the alpha-scaled init at Adam lr L, every pair,
+  each run for the full ``--cap`` steps (no early stop): the fitting recipe;
 - ``summary``: merges the parts into ``results/tune_weight_scale.json`` with the chosen alpha
-  (fewest steps to the target; ties: the smaller alpha).
+  (fewest steps to the target among the ``sweep`` runs; ties: the smaller alpha) and the
+  chosen recipe (highest mean validation PSNR after ``--cap`` steps among the ``lr`` runs;
+  ties: the smaller lr, then the smaller alpha).
 
     python benchmarks/tune_weight_scale.py sweep --alphas 1,2,3
     python benchmarks/tune_weight_scale.py summary
 
-Learning rate 1e-4 (the STRAINER / weight scaling papers' Adam setting), not tuned here.
+Learning rate 1e-4 (the STRAINER / weight scaling papers' Adam setting) except in the ``lr``
+part.
 Precision: exact; bf16 is only an option on CPUs with bf16 instructions (recorded).
 """
 
@@ -62,8 +67,9 @@ def record(curve: dict, target: float) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("part", choices=("sweep", "strainer", "compose", "summary"))
-    ap.add_argument("--alphas", default="1,1.5,2,2.5,3,4", help="sweep: alphas")
+    ap.add_argument("part", choices=("sweep", "strainer", "compose", "lr", "summary"))
+    ap.add_argument("--alphas", default="1,1.5,2,2.5,3,4", help="sweep / lr: alphas")
+    ap.add_argument("--lrs", default="1e-4,3e-4,1e-3", help="lr: Adam learning rates")
     ap.add_argument("--alpha", type=float, default=None, help="compose: alpha")
     ap.add_argument("--size", type=int, default=178)
     ap.add_argument("--width", type=int, default=64)
@@ -91,16 +97,17 @@ def main() -> None:
 
     pretrain_s: dict[str, float] = {}
     label = {"sweep": "sweep_" + args.alphas.replace(",", "_"), "strainer": "strainer",
-             "compose": f"compose_{args.alpha}"}[args.part]
+             "compose": f"compose_{args.alpha}",
+             "lr": f"lr_{args.alphas}_{args.lrs}".replace(",", "_")}[args.part]
 
-    def fit(name: str, model: torch.nn.Module) -> None:
-        runs[name] = record(fit_until(model, val, max_steps=args.cap, lr=args.lr,
-                                      stop_psnr=args.target), args.target)
+    def fit(name: str, model: torch.nn.Module, lr: float = args.lr, stop: bool = True) -> None:
+        runs[name] = record(fit_until(model, val, max_steps=args.cap, lr=lr,
+                                      stop_psnr=args.target if stop else None), args.target)
         print(f"{args.part} {name}: reach {runs[name]['reach']}, "
               f"{runs[name]['psnr'][-1]:.2f} dB at step {runs[name]['steps']}", flush=True)
         parts.mkdir(parents=True, exist_ok=True)  # after every run: parts survive a stop
         (parts / f"{label}.json").write_text(json.dumps(dict(
-            part=args.part, machine=machine(), settings=vars(args),
+            part=args.part, machine=machine(), settings=settings(vars(args)),
             split=dict(tuning_train=[p.name for p in tune_paths], validation=val_names),
             pretrain_wall_s=pretrain_s, runs=runs), indent=1))
 
@@ -116,6 +123,12 @@ def main() -> None:
         for alpha in (float(a) for a in args.alphas.split(",")):
             fit(f"{alpha:g}", initial_model("siren", val.shape[0], val.shape[-1],
                                             weight_scale=alpha, **net))
+    elif args.part == "lr":
+        for lr in (float(x) for x in args.lrs.split(",")):
+            for alpha in (float(a) for a in args.alphas.split(",")):
+                fit(f"alpha={alpha:g} lr={lr:g}", initial_model(
+                    "siren", val.shape[0], val.shape[-1], weight_scale=alpha, **net),
+                    lr=lr, stop=False)
     else:
         # the strainer part's encoder, reused by compose (git-ignored build/ folder)
         saved = ROOT / "build" / f"tune_plain_encoder_{args.pretrain_steps}.pt"
@@ -133,6 +146,11 @@ def main() -> None:
             fit(f"STRAINER pretrained from the alpha={args.alpha:g} init",
                 initial_model(encoder(args.alpha), val.shape[0], val.shape[-1]))
     print(f"wrote {parts / label}.json")
+
+
+def settings(args: dict) -> dict:
+    """The run's settings minus this machine's output paths."""
+    return {k: v for k, v in args.items() if k not in ("parts", "summary")}
 
 
 def summary(parts: Path, fallback: float | None, summary_path: Path) -> None:
@@ -155,10 +173,19 @@ def summary(parts: Path, fallback: float | None, summary_path: Path) -> None:
                      psnr_last=v["psnr"][-1], steps_run=v["steps"])
              for d in data if d["part"] != "summary" for k, v in d["runs"].items()}
     target = data[0]["settings"]["target"] if data else None
+    # lr-part run names are "alpha=A lr=L"
+    recipes = [(-v["psnr"][-1], float(k.split("lr=")[1]), float(k.split()[0][6:]), v["steps"])
+               for d in data if d["part"] == "lr" for k, v in d["runs"].items()]
+    recipe = None
+    if recipes:
+        psnr, lr, alpha, steps = min(recipes)
+        recipe = dict(alpha=alpha, lr=lr, psnr_last=-psnr, steps=steps,
+                      criterion="highest mean training PSNR of the 2 validation slices after "
+                      "the lr part's cap steps (ties: smaller lr, then smaller alpha)")
     out = dict(chosen_alpha=reached[0][1], source=source, criterion=(
         f"fewest steps to a mean training PSNR of {target} dB on the 2 "
-        "validation slices"), table=table, parts=[f.name for f in files],
-        settings=data[0]["settings"] if data else None,
+        "validation slices"), chosen_recipe=recipe, table=table, parts=[f.name for f in files],
+        settings=settings(data[0]["settings"]) if data else None,
         machine=data[0]["machine"] if data else None)
     summary_path.write_text(json.dumps(out, indent=1))
     print(json.dumps(table, indent=1))
