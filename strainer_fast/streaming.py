@@ -164,7 +164,8 @@ def pretrain_streaming(
         enc_state = {int(i): {k: v.to(dev) for k, v in s.items()}
                      for i, s in state["enc_state"].items()}
         gen = {int(k): v for k, v in state["gen"].items()}
-        draws.set_state(state["draws"])
+        if "draws" in state:  # states of versions without point batches lack it
+            draws.set_state(state["draws"])
         done, visit, kept, first = state["done"], state["visit"], [gen], None
         for old in saved[:-1]:
             (state_dir / f"stream.step{old:09d}.pt").unlink(missing_ok=True)
