@@ -3,7 +3,7 @@ point minibatches at equal wall time.
 
   python benchmarks/bench_memory.py rss     # peak RSS, 256^2 .. 4096^2 (nice it)
   python benchmarks/bench_memory.py psnr    # equal wall time (a speed measurement:
-                                            #   flock /work/notes/cpu.lock ...)
+                                            #   run it with the cores to itself)
   python benchmarks/bench_memory.py report  # memory.md + memory.png from both JSON files
 
 Signal: the embedded MRI slice ``mni_z062.png`` of the tuning-train split

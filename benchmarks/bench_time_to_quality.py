@@ -25,8 +25,8 @@ training loss's (full grid, before clamping; mean over the fitted slices). The b
 
     python benchmarks/bench_time_to_quality.py [--slices 1] [--width 64]
 
-Writes benchmarks/results/time_to_quality.{json,md,png}. Run it alone at normal priority:
-``flock /work/notes/cpu.lock python benchmarks/bench_time_to_quality.py``.
+Writes benchmarks/results/time_to_quality.{json,md,png}. Run it alone, at normal priority,
+with no other jobs on the cores (its results are wall-time ratios).
 """
 
 from __future__ import annotations
