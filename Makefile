@@ -42,7 +42,7 @@ bench: install
 	$(PYTHON) benchmarks/bench_cpu_step.py
 
 # Paper reproduction -> docs/REPRODUCTION.md + docs/repro/ (run `make install` first). Settings:
-# benchmarks/repro/preregistration.toml. repro: preset cpu (~75 min estimated on 2 free cores);
+# benchmarks/repro/preregistration.toml. repro: preset cpu (161 CPU min measured, ~80 min on 2 free cores);
 # repro-paper: the paper's sizes, for a GPU; repro-validate: the choices made on the
 # validation split (docs/repro/validation.json), run before the report.
 repro:
