@@ -235,9 +235,9 @@ def fit_many(
     check_fits(dev, f"fitting {k} image(s) of {h}x{w} px", signals=k, grid=h * w,
                channels=images.shape[-1], points=points, width=net["width"],
                layers=net["layers"])
-    model = initial_model(name, images.shape[0], images.shape[-1], init_weights=weights,
-                          seed=seed, backend=backend, precision=precision,
-                          weight_scale=weight_scale, **net).to(dev)
+    model = initial_model(name, k, images.shape[-1], init_weights=weights, seed=seed,
+                          backend=backend, precision=precision, weight_scale=weight_scale,
+                          **net).to(dev)
     opt = _transfer_adam(model, name, weights, lr, transfer_lr)
     images = images.to(dev, torch.float32)
     if reference is None and (h, w) == images.shape[1:3]:

@@ -19,11 +19,10 @@ from __future__ import annotations
 import torch
 from torch.func import functional_call
 
-from .data import coord_grid, to_target
 from .memory import check_fits
 from .models import Layers, Strainer, resolve_device
 from .train import train
-from .train.objectives import image_points
+from .train.objectives import image_batches
 
 __all__ = ["META_METHODS", "meta_init"]
 
@@ -74,14 +73,8 @@ def meta_init(
                      precision=precision).to(dev)
     names = [n for n, _ in tasks.named_parameters()]
     meta = list(meta_net.parameters())
-    images = images.to(dev, torch.float32)
-    if points is None:
-        grid = coord_grid(h, w).to(dev), to_target(images)
-
-        def batch(step: int) -> tuple[torch.Tensor, torch.Tensor]:
-            return grid
-    else:
-        batch = image_points(images, points, torch.Generator().manual_seed(seed))
+    batch = image_batches(images.to(dev, torch.float32), points,
+                          torch.Generator().manual_seed(seed))
 
     def objective(step: int) -> torch.Tensor:
         """Adapts, sets the meta gradients, returns the adapted per-task MSE [S]."""

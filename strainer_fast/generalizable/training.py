@@ -17,6 +17,7 @@ from ..data import coord_grid, load_images, to_target, validation_split
 from ..metrics import psnr
 from ..models import resolve_device
 from ..train import Checkpointer, train
+from ..train.objectives import image_points
 from .base import GeneralizableINR
 from .checkpoint import load_generalizable, make_model, save_generalizable
 from .data import augment, load_slices
@@ -103,10 +104,10 @@ def train_generalizable(
     def objective(step: int) -> torch.Tensor:
         idx = torch.randint(images.shape[0], (batch,), generator=g)
         batch_images = augment(images[idx.to(dev)], g, shift)
-        target, coords = to_target(batch_images), grid
         if points:
-            pick = torch.randint(grid.shape[0], (points,), generator=g).to(dev)
-            target, coords = target[:, pick], grid[pick]
+            coords, target = image_points(batch_images, points, g)(step)
+        else:
+            coords, target = grid, to_target(batch_images)
         pred = model.render(model(batch_images), coords)
         return ((pred - target) ** 2).mean(dim=(1, 2))
 

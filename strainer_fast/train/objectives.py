@@ -10,7 +10,7 @@ from torch import nn
 
 from ..data import coord_grid, to_target
 
-__all__ = ["image_mse", "batch_mse", "image_points", "render", "EVAL_CHUNK"]
+__all__ = ["image_mse", "batch_mse", "image_batches", "image_points", "render", "EVAL_CHUNK"]
 
 EVAL_CHUNK = 1 << 16  # points per no-grad forward of ``render`` (bounds evaluation memory)
 
@@ -25,11 +25,11 @@ def image_mse(model: nn.Module, images: torch.Tensor, *,
     (``image_points``), so a step's memory is bounded by N, not by H * W. Inverse problems
     (full grid only): the model is rendered on a ``render_size`` (H', W') grid and
     ``operator`` maps the render [S, H'*W', C] to the images' grid."""
+    if operator is None and render_size in (None, tuple(images.shape[1:3])):
+        return batch_mse(model, image_batches(images, points, generator))
     if points is not None:
-        if operator is not None or render_size not in (None, tuple(images.shape[1:3])):
-            raise ValueError("point minibatches (points) need the full grid of an operator's "
-                             "render; use points=None for inverse problems")
-        return batch_mse(model, image_points(images, points, generator))
+        raise ValueError("point minibatches (points) need the full grid of an operator's "
+                         "render; use points=None for inverse problems")
     coords = coord_grid(*(render_size or images.shape[1:3])).to(images.device)
     target = to_target(images)
     forward = operator or (lambda out: out)
@@ -38,6 +38,21 @@ def image_mse(model: nn.Module, images: torch.Tensor, *,
         return ((forward(model(coords)) - target) ** 2).mean(dim=(1, 2))
 
     return objective
+
+
+def image_batches(images: torch.Tensor, points: int | None, generator: torch.Generator | None
+                  ) -> Callable[[int], tuple[torch.Tensor, torch.Tensor]]:
+    """(coords, target) of images [S, H, W, C] in [0, 1] for each step: the full grid
+    (``coord_grid``, ``to_target``; made once) when ``points`` is None, else a fresh batch of
+    ``points`` pixels from ``generator`` (``image_points``)."""
+    if points is not None:
+        return image_points(images, points, generator)
+    grid = coord_grid(*images.shape[1:3]).to(images.device), to_target(images)
+
+    def full(step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return grid
+
+    return full
 
 
 def image_points(images: torch.Tensor, points: int, generator: torch.Generator | None
