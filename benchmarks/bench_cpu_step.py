@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 import strainer_fast
-from machine import cpu_name
+from machine import cpu_name, cpu_simd
 from strainer_fast import ops
 
 WIDTH, SHARED_LAYERS, SIGNALS, OUT, W0 = 256, 5, 10, 3, 30.0
@@ -102,6 +102,8 @@ def main() -> None:
     results = {
         "machine": {
             "cpu": cpu_name(),
+            "simd": cpu_simd(),
+            "date": time.strftime("%Y-%m-%d"),
             "threads": torch.get_num_threads(),
             "python": platform.python_version(),
             "torch": torch.__version__,
@@ -128,8 +130,10 @@ def main() -> None:
 
 
 def markdown_table(results: dict) -> str:
-    lines = [f"Machine: {results['machine']['cpu']}, {results['machine']['threads']} threads, "
-             f"torch {results['machine']['torch']}", "",
+    m = results["machine"]
+    lines = [f"Machine: {m['cpu']} ({', '.join(m.get('simd', [])) or 'SIMD flags unknown'}), "
+             f"{m['threads']} threads, torch {m['torch']}, {m.get('date', 'date not recorded')}",
+             "",
              "| grid | variant | median step (ms) | speed-up vs eager | first call (s) |",
              "| --- | --- | ---: | ---: | ---: |"]
     for grid, row in results["grids"].items():

@@ -105,6 +105,19 @@ def test_large_arguments_use_exact_sin():
     torch.testing.assert_close(got, ref, rtol=0, atol=2e-6)
 
 
+def test_fast_sincos_every_quadrant():
+    # z = 1000 x over [-1000, 1000] rad (inside the polynomial's range): every quadrant, both
+    # signs; sin from the forward, cos from the backward (dL/dx = 1000 cos z for L = sum sin z)
+    w = [torch.tensor([[1000.0]])]
+    b = [torch.tensor([0.0])]
+    x = torch.linspace(-1, 1, 40001).unsqueeze(1).requires_grad_()
+    out = ops.sine_mlp(x, w, b, [1.0], False)
+    out.sum().backward()
+    z = (x.detach() * 1000.0).double()  # the float products the kernel sees
+    torch.testing.assert_close(out.detach(), torch.sin(z).float(), rtol=0, atol=1e-6)
+    torch.testing.assert_close(x.grad, (1000.0 * torch.cos(z)).float(), rtol=0, atol=1e-3)
+
+
 def test_non_contiguous_inputs():
     ws, bs = siren_layers([3, 20, 4], 3)
     x = (torch.rand(3, 40, 6) * 2 - 1)[:, :, ::2]
