@@ -5,30 +5,27 @@ from __future__ import annotations
 import platform
 from pathlib import Path
 
+SIMD_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16")
 
-def cpu_name() -> str:
-    """/proc/cpuinfo's model name (else platform.processor(), else 'unknown CPU')."""
+
+def _cpuinfo(key: str) -> str | None:
+    """The value of /proc/cpuinfo's first ``key`` line (None where missing)."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
+            if line.startswith(key):
                 return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return platform.processor() or "unknown CPU"
+    return None
 
 
-SIMD_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16")
+def cpu_name() -> str:
+    """/proc/cpuinfo's model name (else platform.processor(), else 'unknown CPU')."""
+    return _cpuinfo("model name") or platform.processor() or "unknown CPU"
 
 
 def cpu_simd() -> list[str]:
     """Which of ``SIMD_FLAGS`` /proc/cpuinfo lists (the fused CPU kernels' speed depends on
     them: AVX-512 vs AVX2, native bf16); empty where /proc/cpuinfo is missing."""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return []
-    for line in text.splitlines():
-        if line.startswith("flags"):
-            have = set(line.split(":", 1)[1].split())
-            return [f for f in SIMD_FLAGS if f in have]
-    return []
+    have = set((_cpuinfo("flags") or "").split())
+    return [f for f in SIMD_FLAGS if f in have]
