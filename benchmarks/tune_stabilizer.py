@@ -11,8 +11,12 @@ Pre-registered before it was run (the rule below is in the committed script and 
   pretrained on the 8 tuning-train slices (500 steps, lr 1e-4, 5 shared layers) with a fresh
   decoder, fitted at the recipe's lr 1e-3. A reference row (not a candidate): STRAINER at the
   paper's lr 1e-4, plain Adam.
-- Candidates: ``stability.STABILIZE`` = off (plain Adam), cosine (warm-up + cosine decay),
-  clip (per-network gradient-norm clipping), revert (roll back + halve the step on a 1 dB drop).
+- Candidates: ``stability.STABILIZE``. Stage 1: off (plain Adam), cosine (warm-up + cosine
+  decay), clip (per-network gradient-norm clipping), revert (roll back + halve the step on a
+  1 dB drop). Stage 2, added after stage 1 had run (its warm-up made cosine miss the 30 dB
+  bound; revert missed 45 dB for SIREN; no SIREN candidate had fewer drops within the bound):
+  decay (cosine decay without warm-up), decay+clip, decay+revert. The rule was not changed;
+  it is applied to all seven.
 - Curve: mean training PSNR of the 2 slices per step; drops: ``stability.find_drops`` per
   slice (> 1 dB below the best so far), counted when the drop episode starts after step 100.
 - Rule, per init: eligible = modes that reach every target in (30, 40, 45 dB) that "off"

@@ -111,3 +111,20 @@ def test_cli_rejects_unknown_stabilize(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["fit", "x.png", "--init", "siren", "--out", str(tmp_path), "--stabilize", "no"])
     assert "invalid choice" in capsys.readouterr().err
+
+
+def test_decay_has_no_warmup_and_chains_with_a_per_network_stabiliser():
+    model = Strainer(2, width=8, layers=3, shared=0)
+    opt = torch.optim.Adam(model.parameters(), lr=1.0)
+    decay = make_stabilizer("decay", model, opt, 100)
+    decay.before_step(1, torch.ones(2))
+    assert opt.param_groups[0]["lr"] == pytest.approx(1.0, abs=1e-3)  # no warm-up
+    decay.before_step(100, torch.ones(2))
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.1)
+    opt = torch.optim.Adam(model.parameters(), lr=1.0)
+    chain = make_stabilizer("decay+revert", model, opt, 100)
+    assert [type(p).__name__ for p in chain.parts] == ["_Decay", "_Revert"]
+    chain.before_step(50, torch.ones(2))
+    assert 0.1 < opt.param_groups[0]["lr"] < 1.0
+    with pytest.raises(ValueError, match="stabilize"):
+        make_stabilizer("revert+decay", model, opt, 10)

@@ -22,6 +22,7 @@ from typing import Any
 import torch
 
 from .models import resolve_device
+from .stability import STABILIZE
 
 __all__ = ["opt", "Runtime", "NetConfig", "ModelConfig", "PretrainConfig", "FitConfig",
            "PretrainJob", "FitJob", "CompareJob", "GeneralizableJob", "DemoJob",
@@ -90,8 +91,7 @@ class FitConfig:
     points: int = opt(0, POINTS_HELP, min=0, metavar="N")
     log_every: int | None = opt(None, "metrics every k steps", min=1)
     stabilize: str = opt("off", "test-time fitting stabilisation (off = the paper's plain "
-                         "Adam; see docs/REPRODUCTION.md)", choices=("off", "cosine", "clip",
-                                                                    "revert"))
+                         "Adam; see docs/REPRODUCTION.md)", choices=STABILIZE)
 
 
 def _pretrain_part(**kw: Any) -> Any:

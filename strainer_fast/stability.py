@@ -7,9 +7,12 @@ picks one of ``STABILIZE``:
 - ``"off"``: the paper's plain Adam (default);
 - ``"cosine"``: linear learning-rate warm-up over the first 5% of the steps, then cosine
   decay to 10% of the base rate;
+- ``"decay"``: the same cosine decay from the first step on, no warm-up;
 - ``"clip"``: per-network gradient-norm clipping at 3x that network's running mean norm;
 - ``"revert"``: when a network's training PSNR falls more than 1 dB below its best so far,
   its weights and Adam moments go back to the best iterate and its step size is halved.
+
+- ``"decay+clip"`` / ``"decay+revert"``: the decay schedule with that per-network stabiliser.
 
 ``"clip"`` and ``"revert"`` act per network and need independent networks (``shared=0``,
 as in ``fit_many``), so K batched fits stay equal to K separate ones.
@@ -26,7 +29,7 @@ from .models import Strainer
 
 __all__ = ["STABILIZE", "Stabilizer", "make_stabilizer", "find_drops", "drop_stats"]
 
-STABILIZE = ("off", "cosine", "clip", "revert")
+STABILIZE = ("off", "cosine", "decay", "clip", "revert", "decay+clip", "decay+revert")
 
 
 def find_drops(curve, threshold_db: float = 1.0) -> list[dict]:
@@ -84,10 +87,12 @@ class Stabilizer:
 
 
 class _Cosine(Stabilizer):
+    warmup_fraction = 0.05
+
     def __init__(self, model, opt, steps) -> None:
         super().__init__(model, opt, steps)
         self.base = [g["lr"] for g in opt.param_groups]
-        self.warmup = max(1, steps // 20)
+        self.warmup = max(1, steps // 20) if self.warmup_fraction else 0
 
     def before_step(self, step, mse) -> None:
         if step <= self.warmup:
@@ -176,12 +181,34 @@ class _Revert(Stabilizer):
                                                           state["exp_avg_sq"]))
 
 
-_MODES = {"off": Stabilizer, "cosine": _Cosine, "clip": _Clip, "revert": _Revert}
+class _Decay(_Cosine):
+    warmup_fraction = 0.0
+
+
+class _Chain(Stabilizer):
+    """Several stabilisers in order (a schedule first, then a per-network one)."""
+
+    def __init__(self, parts: list[Stabilizer]) -> None:
+        super().__init__(parts[0].model, parts[0].opt, parts[0].steps)
+        self.parts = parts
+
+    def before_step(self, step, mse) -> None:
+        for s in self.parts:
+            s.before_step(step, mse)
+
+    def after_step(self, step, mse) -> None:
+        for s in self.parts:
+            s.after_step(step, mse)
+
+
+_MODES = {"off": Stabilizer, "cosine": _Cosine, "decay": _Decay, "clip": _Clip,
+          "revert": _Revert}
 
 
 def make_stabilizer(mode: str, model: torch.nn.Module, opt: torch.optim.Optimizer,
                     steps: int) -> Stabilizer:
-    """The stabiliser for ``mode`` (one of ``STABILIZE``)."""
-    if mode not in _MODES:
+    """The stabiliser for ``mode`` (one of ``STABILIZE``; "a+b" chains a and b)."""
+    if mode not in STABILIZE:
         raise ValueError(f"stabilize must be one of {STABILIZE}, got {mode!r}")
-    return _MODES[mode](model, opt, steps)
+    parts = [_MODES[m](model, opt, steps) for m in mode.split("+")]
+    return parts[0] if len(parts) == 1 else _Chain(parts)
