@@ -15,15 +15,21 @@ Methods (same network: 2 -> sine layers of ``--width`` -> 1, w0 30; Adam; full g
 - ``STRAINER-10 alpha=A``: the same, pretrained from the alpha-scaled init (only with
   ``--compose``, i.e. where the validation split said it composes);
 - ``SIREN alpha=A lr=L (validation recipe)``: the library's SIREN with the alpha and Adam lr
-  that ``tune_weight_scale.py lr`` chose on the validation split (where it chose one that
-  differs from the row above).
+  that ``tune_weight_scale.py lr`` chose on the validation split, plain Adam, and the same
+  ``+ MODE`` with the validated stabiliser (``--stabilize``); ``STRAINER-10 lr=L`` and
+  ``STRAINER-10 lr=L + MODE``: STRAINER-10 at the recipe's lr without / with its stabiliser.
+  These rows run ``--recipe-steps`` steps without early stop, so drops after step 100 show.
 
 Targets: 30 dB, 40 dB and the eager SIREN's PSNR at step ``--steps``. PSNR per step is the
-training loss's (full grid, before clamping; mean over the fitted slices). The baseline runs
-``--steps`` steps; every other method until it has reached the highest target or for
-``--cap`` steps (default ``--steps``).
+training loss's (full grid, before clamping; mean over the fitted slices; targets in [-1, 1],
+PSNR on [0, 1] pixels). The baseline runs ``--steps`` steps; every other method until it has
+reached the highest target or for ``--cap`` steps (default ``--steps``), but the recipe rows.
+Every library method returns its best iterate (``train.KeepBest``, per slice, its cost in the
+wall time); the eager baseline its last, as the authors' library does. Per method the JSON
+records drops > 1 dB (``stability.drop_stats`` of the per-slice curves) from step 0 and after
+step 100, and the returned weights' full-grid PSNR against the best PSNR of the curve.
 
-    python benchmarks/bench_time_to_quality.py [--slices 1] [--width 64]
+    python benchmarks/bench_time_to_quality.py [--slices 1] [--width 64] [--stabilize MODE]
 
 Writes benchmarks/results/time_to_quality.{json,md,png}. Run it alone, at normal priority,
 with no other jobs on the cores (its results are wall-time ratios).
@@ -47,11 +53,30 @@ from strainer_fast import ops
 from strainer_fast.data import default_split, load_images
 from strainer_fast.fit import initial_model
 from strainer_fast.pretrain import pretrain
-from ttq import first_reach, fit_until
+from strainer_fast.stability import STABILIZE
+from ttq import DROP_START, first_reach, fit_until
 
 RESULTS = Path(__file__).resolve().parent / "results"
 TUNED = RESULTS / "tune_weight_scale.json"
+STABILIZER = RESULTS / "tune_stabilizer.json"
 EAGER = "eager SIREN (paper-style)"
+INIT_KINDS = ("siren", "strainer")
+
+
+def stabilizers(mode: str | None, path: Path) -> dict[str, str]:
+    """The stabiliser of each init kind ("siren", "strainer"): ``mode`` for both, or the
+    validation grid's choice, ``path``'s key ``chosen`` (one mode, or one per init kind)."""
+    if mode is None:
+        if not path.exists():
+            raise SystemExit(f"{path} missing: run the stabiliser grid first (or pass "
+                             "--stabilize MODE)")
+        mode = json.loads(path.read_text())["chosen"]
+    chosen = mode if isinstance(mode, dict) else dict.fromkeys(INIT_KINDS, mode)
+    bad = {k: v for k, v in chosen.items() if v not in STABILIZE}
+    if bad or set(chosen) != set(INIT_KINDS):
+        raise SystemExit(f"stabilisers must be one of {STABILIZE} for {INIT_KINDS}, got "
+                         f"{chosen}")
+    return chosen
 
 
 def tuned(path: Path, wait_s: float) -> dict:
@@ -85,8 +110,17 @@ def main() -> None:
     ap.add_argument("--compose", action="store_true",
                     help="also STRAINER pretrained from the alpha init")
     ap.add_argument("--tuned", default=str(TUNED), help="tune_weight_scale.py's summary")
+    ap.add_argument("--stabilize", choices=STABILIZE, default=None,
+                    help="stabiliser of the '+ MODE' rows (default: --stabilizer-json's "
+                         "validated choice per init)")
+    ap.add_argument("--stabilizer-json", default=str(STABILIZER),
+                    help="the stabiliser grid's results: key 'chosen', a mode or "
+                         "{siren: MODE, strainer: MODE}")
+    ap.add_argument("--recipe-steps", type=int, default=500,
+                    help="steps of the recipe rows (no early stop)")
     ap.add_argument("--out", default=str(RESULTS / "time_to_quality"))
     args = ap.parse_args()
+    stab = stabilizers(args.stabilize, Path(args.stabilizer_json))  # before hours of runs
     train_paths, test_paths = default_split()
     test, names = load_images(test_paths[: args.slices], args.size)
     k, channels = test.shape[0], test.shape[-1]
@@ -94,13 +128,20 @@ def main() -> None:
     load_start = os.getloadavg()
     runs: dict[str, dict] = {}
     pretrain_s: dict[str, float] = {}
+    pretrained: dict[str, str] = {}  # row -> the pretraining (pretrain_s key) it uses
 
-    def run(name: str, model: torch.nn.Module, stop: float | None, lr: float = args.lr) -> None:
-        steps = args.steps if name == EAGER else (args.cap or args.steps)
-        runs[name] = fit_until(model, test, max_steps=steps, lr=lr, stop_psnr=stop)
+    def run(name: str, model: torch.nn.Module, stop: float | None, lr: float = args.lr,
+            steps: int | None = None, stabilize: str = "off") -> None:
+        steps = steps or (args.steps if name == EAGER else (args.cap or args.steps))
+        keep = "last" if name == EAGER else "best"
+        runs[name] = dict(fit_until(model, test, max_steps=steps, lr=lr, stop_psnr=stop,
+                                    stabilize=stabilize, keep=keep),
+                          lr=lr, stabilize=stabilize, keep=keep, early_stop=stop is not None)
         c = runs[name]
-        print(f"{name}: {c['steps']} steps, {c['wall_s'][-1]:.1f} s, "
-              f"{c['psnr'][-1]:.2f} dB", flush=True)
+        print(f"{name}: {c['steps']} steps, {c['wall_s'][-1]:.1f} s, {c['psnr'][-1]:.2f} dB; "
+              f"returned {sum(c['returned_psnr']) / k:.2f} dB, "
+              f"{sum(c['drops_late']['count'])} drops > 1 dB after step {DROP_START}",
+              flush=True)
 
     siren0 = initial_model("siren", k, channels, **net)  # the library's SIREN init
     eager = EagerStrainer([], [siren0.network_layers(i) for i in range(k)], w0=30.0)
@@ -116,15 +157,17 @@ def main() -> None:
     train, _ = load_images(train_paths, args.size)
     arch = dict(net, shared=args.shared)
 
-    def strainer(name: str, a: float) -> None:
+    def strainer(name: str, a: float):
         t0 = time.perf_counter()
         enc = pretrain(train, steps=args.pretrain_steps, lr=args.lr, weight_scale=a,
                        progress=False, **arch).encoder()
         pretrain_s[name] = time.perf_counter() - t0
         print(f"{name}: pretraining {pretrain_s[name]:.1f} s", flush=True)
+        pretrained[name] = name
         run(name, initial_model(enc, k, channels), stop)
+        return enc
 
-    strainer("STRAINER-10", 1.0)
+    enc10 = strainer("STRAINER-10", 1.0)
     choice = tuned(Path(args.tuned), args.wait_alpha) if args.alpha is None else {}
     alpha = args.alpha if args.alpha is not None else float(choice["chosen_alpha"])
     run(f"SIREN alpha={alpha:g}",
@@ -132,10 +175,20 @@ def main() -> None:
     if args.compose:
         strainer(f"STRAINER-10 alpha={alpha:g}", alpha)
     recipe = choice.get("chosen_recipe")
-    if recipe and (recipe["alpha"], recipe["lr"]) != (alpha, args.lr):
-        run(f"SIREN alpha={recipe['alpha']:g} lr={recipe['lr']:g} (validation recipe)",
-            initial_model("siren", k, channels, weight_scale=recipe["alpha"], **net), stop,
-            lr=recipe["lr"])
+    if recipe:
+        lr, n = recipe["lr"], args.recipe_steps
+        rows = {"siren": (f"SIREN alpha={recipe['alpha']:g} lr={lr:g} (validation recipe)",
+                          lambda: initial_model("siren", k, channels,
+                                                weight_scale=recipe["alpha"], **net)),
+                "strainer": (f"STRAINER-10 lr={lr:g}", lambda: initial_model(enc10, k,
+                                                                             channels))}
+        for kind, (name, model) in rows.items():
+            names_stab = [(name, "off")] + ([(f"{name} + {stab[kind]}", stab[kind])]
+                                            if stab[kind] != "off" else [])
+            for row, mode in names_stab:
+                if kind == "strainer":
+                    pretrained[row] = "STRAINER-10"
+                run(row, model(), None, lr=lr, steps=n, stabilize=mode)
 
     n_test = len(test_paths)
     table = {}
@@ -145,7 +198,7 @@ def main() -> None:
             hit = first_reach(curve, value)
             base = first_reach(runs[EAGER], value)
             if hit is not None:
-                pre = pretrain_s.get(name, 0.0)
+                pre = pretrain_s[pretrained[name]] if name in pretrained else 0.0
                 hit.update(wall_amortised_s=hit["wall_s"] + pre / n_test,
                            wall_with_pretraining_s=hit["wall_s"] + pre)
                 if base is not None:
@@ -160,15 +213,17 @@ def main() -> None:
                      python=platform.python_version(), torch=torch.__version__,
                      strainer_fast=strainer_fast.__version__,
                      load_average_start=list(load_start), load_average_end=list(os.getloadavg())),
-        settings=dict({k: v for k, v in vars(args).items() if k not in ("out", "tuned")},
-                      alpha=alpha, recipe=recipe, slices=names, amortised_over=n_test),
+        settings=dict({k: v for k, v in vars(args).items()
+                       if k not in ("out", "tuned", "stabilizer_json")},
+                      alpha=alpha, recipe=recipe, stabilizers=stab, slices=names,
+                      amortised_over=n_test, drop_start=DROP_START,
+                      values="targets in [-1, 1]; PSNR on [0, 1] pixels, 10 log10(4 / MSE "
+                             "on [-1, 1]), before clamping"),
         targets=targets,
         pretrain_wall_s=pretrain_s,
+        pretrained_with=pretrained,
         table=table,
-        runs={n: dict(steps=c["steps"], cpu_s=c["cpu_s"], wall_s=c["wall_s"][-1],
-                      step_ms=1e3 * c["wall_s"][-1] / c["steps"],
-                      psnr=[round(p, 3) for p in c["psnr"]],
-                      wall=[round(w, 3) for w in c["wall_s"]]) for n, c in runs.items()},
+        runs={n: run_record(c) for n, c in runs.items()},
     )
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -177,6 +232,27 @@ def main() -> None:
     out.with_suffix(".md").write_text(md)
     plot(result, out.with_suffix(".png"))
     print(md)
+
+
+def run_record(c: dict) -> dict:
+    """A method's JSON record: steps, times, mean curve, the returned weights' PSNR vs the
+    curve's best, drops > 1 dB from step 0 and after ``DROP_START``."""
+
+    def drops(d: dict) -> dict:
+        return dict(count=sum(d["count"]), per_slice=d["count"], max_depth_db=d["max_depth_db"],
+                    depths_db=[round(v, 3) for v in d["depths_db"]])
+
+    returned, best = c["returned_psnr"], c["best_psnr"]
+    return dict(steps=c["steps"], cpu_s=c["cpu_s"], wall_s=c["wall_s"][-1],
+                step_ms=1e3 * c["wall_s"][-1] / c["steps"], lr=c["lr"],
+                stabilize=c["stabilize"], keep=c["keep"], early_stop=c["early_stop"],
+                returned_psnr=returned, returned_step=c["returned_step"], best_psnr=best,
+                mean_returned_psnr=sum(returned) / len(returned),
+                mean_best_psnr=sum(best) / len(best),
+                returned_minus_best_db=min(a - b for a, b in zip(returned, best)),
+                drops=drops(c["drops"]), drops_after=drops(c["drops_late"]),
+                psnr=[round(p, 3) for p in c["psnr"]],
+                wall=[round(w, 3) for w in c["wall_s"]])
 
 
 def markdown(r: dict) -> str:
@@ -189,8 +265,10 @@ def markdown(r: dict) -> str:
              f"{s['alpha']:g} (from tune_weight_scale.json: see its `source`); STRAINER pretraining {s['pretrain_steps']} "
              f"steps on the 10 train slices.", "",
              "| method | ms/step | " + " | ".join(f"to {t}: steps / wall s / vs eager"
-                                                  for t in r["targets"]) + " |",
-             "| --- | ---: | " + " | ".join("---:" for _ in r["targets"]) + " |"]
+                                                  for t in r["targets"])
+             + f" | drops > 1 dB after step {s['drop_start']}: n / max dB | returned - best "
+               "(dB, worst slice) |",
+             "| --- | ---: | " + " | ".join("---:" for _ in r["targets"]) + " | ---: | ---: |"]
     for name, row in r["table"].items():
         cells = []
         for t in r["targets"]:
@@ -201,12 +279,16 @@ def markdown(r: dict) -> str:
             cell = f"{hit['step']} / {hit['wall_s']:.1f}"
             if "speedup_vs_eager" in hit:
                 cell += f" / **{hit['speedup_vs_eager']:.1f}x**"
-                if name in r["pretrain_wall_s"]:
+                if name in r["pretrained_with"]:
                     cell += (f" ({hit['speedup_vs_eager_amortised']:.1f}x amortised, "
                              f"{hit['speedup_vs_eager_with_pretraining']:.1f}x with all "
                              "pretraining)")
             cells.append(cell)
-        lines.append(f"| {name} | {r['runs'][name]['step_ms']:.0f} | " + " | ".join(cells) + " |")
+        run = r["runs"][name]
+        late = run["drops_after"]
+        cells += [f"{late['count']} / {late['max_depth_db']:.1f}",
+                  f"{run['returned_minus_best_db']:+.2f}"]
+        lines.append(f"| {name} | {run['step_ms']:.0f} | " + " | ".join(cells) + " |")
     for name, sec in r["pretrain_wall_s"].items():
         lines.append("")
         lines.append(f"{name} pretraining: {sec:.1f} s wall (amortised over "

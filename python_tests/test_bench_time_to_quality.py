@@ -37,12 +37,25 @@ def test_tuning_parts_and_time_to_quality_at_toy_size(tmp_path):
     assert best == f"alpha={recipe['alpha']:g} lr={recipe['lr']:g}"
     assert tuned["chosen_alpha"] in (1.0, 1.5) and "parts" not in tuned["settings"]
     out = tmp_path / "ttq"
+    stab = tmp_path / "stab.json"
+    stab.write_text(json.dumps({"chosen": {"siren": "cosine", "strainer": "clip"}}))
     script("bench_time_to_quality.py", *TOY, "--steps", "3", "--pretrain-steps", "2",
-           "--tuned", str(summary), "--out", str(out))
+           "--tuned", str(summary), "--stabilizer-json", str(stab), "--recipe-steps", "5",
+           "--out", str(out))
     result = json.loads(out.with_suffix(".json").read_text())
     assert result["settings"]["recipe"] == recipe
-    names = set(result["runs"])
-    assert {"eager SIREN (paper-style)", "SIREN (fused exact)", "STRAINER-10"} <= names
-    if (recipe["alpha"], recipe["lr"]) != (tuned["chosen_alpha"], 1e-4):
-        assert any(n.endswith("(validation recipe)") for n in names)
-    assert out.with_suffix(".png").exists() and "| method |" in out.with_suffix(".md").read_text()
+    runs = result["runs"]
+    assert {"eager SIREN (paper-style)", "SIREN (fused exact)", "STRAINER-10"} <= set(runs)
+    plain = f"SIREN alpha={recipe['alpha']:g} lr={recipe['lr']:g} (validation recipe)"
+    strainer = f"STRAINER-10 lr={recipe['lr']:g}"
+    for name, mode in ((plain, "off"), (plain + " + cosine", "cosine"), (strainer, "off"),
+                       (strainer + " + clip", "clip")):
+        r = runs[name]
+        assert r["stabilize"] == mode and r["steps"] == 5 and not r["early_stop"]
+        assert r["keep"] == "best" and r["returned_minus_best_db"] >= -1e-3
+        assert r["drops_after"]["count"] == 0  # 5 steps: nothing after step 100
+        assert result["pretrained_with"].get(name) == ("STRAINER-10" if "STRAINER" in name
+                                                       else None)
+    assert runs["eager SIREN (paper-style)"]["keep"] == "last"
+    md = out.with_suffix(".md").read_text()
+    assert out.with_suffix(".png").exists() and "| method |" in md and "drops > 1 dB" in md

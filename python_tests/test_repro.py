@@ -42,6 +42,7 @@ def test_driver_writes_report_from_measurements(tmp_path):
     report = (tmp_path / "REPRODUCTION.md").read_text()
     fig2 = json.loads((tmp_path / "fig2_in_domain.json").read_text())
     assert fig2["complete"]
+    assert "count" in fig2["runs"]["siren"]["0"]["drops_after_100"]  # drop counts recorded
     assert set(fig2["runs"]["siren"]) == {"0", "1"} and set(fig2["runs"]["meta"]) == {"0"}
     assert set(fig2["runs"]["control"]) == {"0", "1"}
     assert "random-weight control" in report and "per seed" in report

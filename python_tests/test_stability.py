@@ -31,12 +31,18 @@ def test_find_drops_counts_depth_and_recovery():
     assert last["depth_db"] == pytest.approx(3.0, abs=0.01)
     assert len(find_drops(synthetic_curve(), threshold_db=0.3)) == 3
     assert find_drops(np.arange(10.0)) == []
+    late = find_drops(synthetic_curve(), start=100)  # the recovered drop at 50 is before
+    assert [d["start"] for d in late] == [190]
+    assert find_drops(synthetic_curve(), start=55)[0]["start"] == 50  # still under way at 55
+    with pytest.raises(ValueError, match="start"):
+        find_drops(synthetic_curve(), start=-1)
 
 
 def test_drop_stats_per_signal():
     c = np.stack([synthetic_curve(), np.linspace(10, 40, 200)], 1)
     s = drop_stats(c)
     assert s["count"] == [2, 0]
+    assert drop_stats(c, start=100)["count"] == [1, 0]
     assert s["max_depth_db"] == pytest.approx(5.0, abs=0.2)
     assert s["final_psnr"][1] == pytest.approx(40.0)
     with pytest.raises(ValueError):

@@ -183,8 +183,9 @@ def test_fit_occupancy_improves_iou():
     x, y, z = _coords(24)
     target = x ** 2 + y ** 2 + z ** 2 < 0.5
     r = fit_occupancy(target, "siren", width=32, layers=3, w0=30.0, lr=1e-3, points=2048,
-                      steps=60, eval_every=20, keep=(60,), seed=0, device="cpu", progress=False)
-    assert r.step == [0, 20, 40, 60]
+                      steps=60, eval_every=20, snapshots=(60,), seed=0, device="cpu",
+                      progress=False)
+    assert r.step == [0, 20, 40, 60] and r.best_step in r.step and r.last_iou is not None
     assert r.iou[-1] > 0.7 and r.iou[-1] > r.iou[0] + 0.3
     assert set(r.snapshots) == {60} and r.snapshots[60].shape == (24, 24, 24)
 

@@ -69,6 +69,8 @@ class ModelConfig(NetConfig):
     shared: int | None = opt(None, "shared encoder layers", min=1)
 
 
+KEEP_HELP = ("iterate each fit returns: best = per image the lowest training loss seen (the "
+             "data term for inverse problems), last = the last step's")
 POINTS_HELP = ("random pixels per step, so memory is bounded by N instead of the image size "
                "(0: the full grid; for large images e.g. 65536)")
 
@@ -92,6 +94,7 @@ class FitConfig:
     log_every: int | None = opt(None, "metrics every k steps", min=1)
     stabilize: str = opt("off", "test-time fitting stabilisation (off = the paper's plain "
                          "Adam; see docs/REPRODUCTION.md)", choices=STABILIZE)
+    keep: str = opt("best", KEEP_HELP, choices=("best", "last"))
 
 
 def _pretrain_part(**kw: Any) -> Any:
@@ -295,6 +298,8 @@ class OccupancyFitting:
     eval_every: int | None = opt(None, "IoU every k steps (CPU default 50)", min=1)
     mesh_steps: str | None = opt(None, "comma list of steps to export meshes and previews at "
                                  "(default: 150 and the last)")
+    keep: str = opt("best", KEEP_HELP + " (scored by the full-grid loss at the IoU "
+                    "evaluations)", choices=("best", "last"))
     runtime: Runtime = _part(Runtime)
 
 

@@ -12,6 +12,11 @@ the result equals K separate ``fit`` runs. Inits:
 - an ``Encoder`` (or ``"strainer"`` with its layers): the pretrained encoder layers + a
   fresh decoder seeded ``seed + k`` (``weight_scale`` scales the fresh decoder's layers
   but its last: none when the decoder is one layer, as with ``shared = layers - 1``).
+
+A fit returns, per network, the iterate with the lowest training loss (``keep="best"``,
+the default; ``train.KeepBest``): the loss of the objective it trains on (an inverse
+problem's data term, never the ``reference``), every step on the full grid, at the log
+points on the full grid with point batches. ``keep="last"``: the last iterate.
 """
 
 from __future__ import annotations
@@ -22,17 +27,18 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .data import coord_grid, from_output
+from .data import coord_grid, from_output, to_target
 from .memory import check_fits
 from .metrics import psnr, ssim
 from .models import Encoder, Layers, Strainer, init_layers, layer_sizes, resolve_device
-from .train import Callback, Checkpointer, Stabilize, Trainer, image_mse, train
+from .train import Callback, Checkpointer, KeepBest, Stabilize, Trainer, image_mse, train
 from .train.objectives import render
 
-__all__ = ["INITS", "FitResult", "fit", "fit_many", "siren_ft_init", "initial_model",
-           "resolve_net"]
+__all__ = ["INITS", "KEEP", "FitResult", "fit", "fit_many", "siren_ft_init", "initial_model",
+           "resolve_net", "fit_callbacks", "make_keeper"]
 
 INITS = ("siren", "siren-ft", "meta", "strainer")
+KEEP = ("best", "last")  # which iterate a fit returns
 DEFAULT_NET = dict(width=256, layers=6, w0=30.0)
 
 
@@ -41,9 +47,14 @@ class FitResult:
     """Training curves and the fitted networks.
 
     ``step``/``wall_s`` have one entry per log point (step 0 = the init); ``psnr`` (dB) and
-    ``ssim`` are [log point][image]. ``wall_s`` is cumulative training time in seconds,
-    metric evaluation excluded. ``recon``: final reconstructions [K, H, W, C] in [0, 1].
-    ``train_psnr``: every step's training PSNR [step][image] (dB).
+    ``ssim`` are [log point][image]: of the iterate at that step, except the last entry,
+    which is of the returned ``model`` (with ``keep="best"``, per image the best iterate).
+    ``wall_s`` is cumulative training time in seconds, metric evaluation excluded.
+    ``recon``: the returned model's reconstructions [K, H, W, C] in [0, 1].
+    ``train_psnr``: every step's training PSNR [step][image] (dB; the loss of the weights
+    before that step's update). ``last_psnr``: PSNR (dB) of the last iterate per image
+    (= ``psnr[-1]`` with ``keep="last"``; empty without metrics). ``best_step``: per image,
+    the step (updates applied) of the returned weights (the last step with ``keep="last"``).
     """
 
     model: Strainer
@@ -53,9 +64,11 @@ class FitResult:
     wall_s: list[float] = field(default_factory=list)
     recon: torch.Tensor | None = None
     train_psnr: list[list[float]] = field(default_factory=list)
+    last_psnr: list[float] = field(default_factory=list)
+    best_step: list[int] = field(default_factory=list)
 
     def final_psnr(self) -> float:
-        """Mean PSNR (dB) over the signals at the last log point."""
+        """Mean PSNR (dB) over the signals of the returned model (the last log point)."""
         return float(sum(self.psnr[-1]) / len(self.psnr[-1]))
 
 
@@ -125,14 +138,19 @@ def initial_model(init: str | Encoder, k: int, channels: int, *,
 
 class _Curves(Callback):
     """Records a ``FitResult``: metrics at the log points, training PSNR every step (kept
-    on the device until the end: no host sync per step)."""
+    on the device until the end: no host sync per step). With a ``keeper``, the last log
+    point and ``recon`` are re-measured on the weights it returns; a keeper that does not
+    score every step gets the full-grid training loss against ``images`` [K, H, W, C] at
+    each log point."""
 
     order = 30
     key = "curves"
 
     def __init__(self, result: FitResult, render: torch.Tensor, size: tuple[int, int],
-                 reference: torch.Tensor | None) -> None:
+                 reference: torch.Tensor | None, keeper: KeepBest | None = None,
+                 images: torch.Tensor | None = None) -> None:
         self.result, self.render, self.size, self.reference = result, render, size, reference
+        self.keeper, self.images = keeper, images
         self.mse: torch.Tensor | None = None
 
     def begin(self, t: Trainer) -> None:
@@ -143,20 +161,38 @@ class _Curves(Callback):
         self.mse[t.step - 1] = mse
         return False
 
+    def _measure(self, t: Trainer) -> tuple[list[float], list[float]]:
+        """(PSNR, SSIM) per signal of the current weights (empty without a reference);
+        sets ``recon``; offers the full-grid loss to a keeper that wants it."""
+        out = render(t.model, self.render)
+        if self.keeper is not None and not self.keeper.per_step:
+            self.keeper.offer(t.step, ((out - to_target(self.images)) ** 2).mean(dim=(1, 2)))
+        recon = from_output(out, *self.size)
+        self.result.recon = recon.cpu()
+        if self.reference is None:
+            return [], []
+        return psnr(recon, self.reference).tolist(), ssim(recon, self.reference).tolist()
+
     def log(self, t: Trainer) -> None:
         r = self.result
-        with torch.no_grad():
-            recon = from_output(render(t.model, self.render), *self.size)
         r.step.append(t.step)
         r.wall_s.append(t.wall)
+        p, s = self._measure(t)
         if self.reference is not None:
-            r.psnr.append(psnr(recon, self.reference).tolist())
-            r.ssim.append(ssim(recon, self.reference).tolist())
-        r.recon = recon.cpu()
+            r.psnr.append(p)
+            r.ssim.append(s)
 
     def end(self, t: Trainer) -> None:
+        r = self.result
         # MSE on [-1, 1] values is 4x the MSE on [0, 1] pixels.
-        self.result.train_psnr = (10 * torch.log10(4 / self.mse)).tolist()
+        r.train_psnr = (10 * torch.log10(4 / self.mse)).tolist()
+        r.last_psnr = list(r.psnr[-1]) if r.psnr else []
+        r.best_step = ([t.step] * t.model.signals if self.keeper is None
+                       else self.keeper.kept_step.tolist())
+        if any(s != t.step for s in r.best_step):  # the keeper loaded earlier weights
+            p, s = self._measure(t)
+            if self.reference is not None:
+                r.psnr[-1], r.ssim[-1] = p, s
 
     def state_dict(self) -> dict:
         r = self.result
@@ -168,6 +204,27 @@ class _Curves(Callback):
         r.step, r.wall_s, r.psnr, r.ssim = (state[k] for k in ("step", "wall_s", "psnr",
                                                                  "ssim"))
         self.mse = state["train_mse"].to(self.render.device)
+
+
+def make_keeper(keep: str, per_step: bool = True) -> KeepBest | None:
+    """The ``train.KeepBest`` of ``keep`` (one of ``KEEP``; None for "last")."""
+    if keep not in KEEP:
+        raise ValueError(f"keep must be one of {KEEP}, got {keep!r}")
+    return KeepBest(per_step=per_step) if keep == "best" else None
+
+
+def fit_callbacks(result: FitResult, images: torch.Tensor, size: tuple[int, int],
+                  reference: torch.Tensor | None, *, stabilize: str = "off",
+                  keep: str = "best", points: int | None = None) -> list[Callback]:
+    """The callbacks of a fit of K networks to images [K, H, W, C] (on the device) whose
+    render is ``size``: curves into ``result`` (metrics against ``reference``), the
+    stabiliser, and with ``keep="best"`` a ``train.KeepBest`` scoring every step's
+    training loss (full grid) or, with ``points``, the full-grid loss at the log points
+    (a random batch's loss is a noisy score; the log points' render is made anyway)."""
+    keeper = make_keeper(keep, per_step=points is None)
+    curves = _Curves(result, coord_grid(*size).to(images.device), size, reference, keeper,
+                     images)
+    return [curves, Stabilize(stabilize), *([keeper] if keeper else [])]
 
 
 def fit_many(
@@ -196,6 +253,7 @@ def fit_many(
     transfer_lr: tuple[float, float] = (1.0, 1.0),
     callbacks: Sequence[Callback] = (),
     points: int | None = None,
+    keep: str = "best",
 ) -> FitResult:
     """Fits K images [K, H, W, C] in [0, 1] with K independent networks at once.
 
@@ -223,6 +281,11 @@ def fit_many(
     bounded by ``points``, not by H x W; not with an ``operator``); None: the full grid. A
     configuration that cannot fit in memory raises ``memory.WontFit`` before anything is
     allocated; metrics and ``recon`` are rendered in chunks either way.
+
+    ``keep``: "best" (default) returns per image the weights of the lowest training loss
+    seen (every step's, or with ``points`` the full-grid loss at the log points, so
+    ``log_every`` sets the candidates), the final weights included; "last" the last
+    iterate. ``FitResult`` records both iterates' PSNR and the step of the returned one.
     """
     if images.dim() != 4:
         raise ValueError(f"images must be [K, H, W, C], got shape {tuple(images.shape)}")
@@ -244,8 +307,8 @@ def fit_many(
         reference = images
     reference = None if reference is None else reference.to(dev, torch.float32)
     result = FitResult(model=model)
-    cbs = [_Curves(result, coord_grid(h, w).to(dev), (h, w), reference), Stabilize(stabilize),
-           *callbacks]
+    cbs = [*fit_callbacks(result, images, (h, w), reference, stabilize=stabilize, keep=keep,
+                          points=points), *callbacks]
     if checkpoint is not None:
         cbs.append(checkpoint)
     gen = None if points is None else torch.Generator().manual_seed(seed)

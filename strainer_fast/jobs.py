@@ -116,7 +116,7 @@ def compare(train: torch.Tensor, test: torch.Tensor, methods: Sequence[str], *,
             train_names: Sequence[str] | None = None, width: int = 256, layers: int = 6,
             shared: int = 5, w0: float = 30.0, steps: int = 2000, lr: float = 1e-4,
             pretrain_steps: int = 5000, pretrain_lr: float | None = None,
-            log_every: int = 100, stabilize: str = "off", seed: int = 0,
+            log_every: int = 100, stabilize: str = "off", keep: str = "best", seed: int = 0,
             device: str = "auto", backend: str = "auto", precision: str = "exact",
             progress: bool = True, verbose: bool = True, points: int | None = None,
             generalizable: dict | None = None, generalizable_steps: int = 1000
@@ -129,11 +129,13 @@ def compare(train: torch.Tensor, test: torch.Tensor, methods: Sequence[str], *,
     from it): ``generalizable`` maps "transinr" / "ipc" to a trained model or checkpoint;
     otherwise one is trained for ``generalizable_steps`` on the embedded MRI slice set
     (not on ``train``) and cached (``generalizable.generalizable_model``). ``points``:
-    pixels per step of the fits and the STRAINER pretraining (None: the full grid)."""
+    pixels per step of the fits and the STRAINER pretraining (None: the full grid).
+    ``keep``: the iterate each fit returns (``fit.fit_many``)."""
     opts = dict(seed=seed, device=device, backend=backend, precision=precision,
                 progress=progress)
     net = dict(width=width, layers=layers, w0=w0)
-    fit_kw = dict(net, steps=steps, lr=lr, log_every=log_every, points=points, **opts)
+    fit_kw = dict(net, steps=steps, lr=lr, log_every=log_every, points=points, keep=keep,
+                  **opts)
     plr = lr if pretrain_lr is None else pretrain_lr
     results: dict[str, FitResult] = {}
     methods = parse_methods(",".join(methods))
@@ -149,7 +151,7 @@ def compare(train: torch.Tensor, test: torch.Tensor, methods: Sequence[str], *,
             results[method] = r = fit_generalizable(
                 test, model, tto=method.endswith("-tto"), steps=steps, lr=lr,
                 log_every=log_every, stabilize=stabilize, progress=progress,
-                desc=f"fit {method}", points=points, seed=seed)
+                desc=f"fit {method}", points=points, seed=seed, keep=keep)
             if verbose:
                 print(f"{method}: model {t_init:.1f} s, "
                       f"fit {r.wall_s[-1]:.1f} s, final mean PSNR {r.final_psnr():.2f} dB",
@@ -281,7 +283,7 @@ def fit_job(cfg: FitJob) -> None:
                             **net))
     result = fit_many(image, encoder if encoder is not None else cfg.init, init_weights=weights,
                       steps=cfg.fit.steps, lr=cfg.fit.lr, log_every=cfg.fit.log_every,
-                      checkpoint=ckpt, stabilize=cfg.fit.stabilize,
+                      checkpoint=ckpt, stabilize=cfg.fit.stabilize, keep=cfg.fit.keep,
                       points=cfg.fit.points or None, weight_scale=cfg.weight_scale,
                       **net, **opts)
     write_report(cfg.out, {cfg.init: result}, image, names, cfg,
@@ -293,7 +295,7 @@ def fit_job(cfg: FitJob) -> None:
 def _compare_kwargs(cfg: CompareJob | DemoJob) -> dict:
     m, f = cfg.model, cfg.fit
     return dict(width=m.width, layers=m.layers, shared=m.shared, w0=m.w0, steps=f.steps,
-                lr=f.lr, log_every=f.log_every, stabilize=f.stabilize,
+                lr=f.lr, log_every=f.log_every, stabilize=f.stabilize, keep=f.keep,
                 points=f.points or None, pretrain_steps=cfg.pretrain.steps,
                 pretrain_lr=cfg.pretrain.lr, **runtime_kwargs(cfg.runtime))
 

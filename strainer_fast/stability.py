@@ -16,6 +16,9 @@ picks one of ``STABILIZE``:
 
 ``"clip"`` and ``"revert"`` act per network and need independent networks (``shared=0``,
 as in ``fit_many``), so K batched fits stay equal to K separate ones.
+
+Whatever the mode, ``fit_many`` returns the best iterate by default (``keep="best"``, the
+``train.KeepBest`` callback), so a drop at the end of a fit no longer lowers its result.
 """
 
 from __future__ import annotations
@@ -27,22 +30,27 @@ import torch
 
 from .models import Strainer
 
-__all__ = ["STABILIZE", "Stabilizer", "make_stabilizer", "find_drops", "drop_stats"]
+__all__ = ["STABILIZE", "Stabilizer", "make_stabilizer", "find_drops", "drop_stats",
+           "check_independent"]
 
 STABILIZE = ("off", "cosine", "decay", "clip", "revert", "decay+clip", "decay+revert")
 
 
-def find_drops(curve, threshold_db: float = 1.0) -> list[dict]:
+def find_drops(curve, threshold_db: float = 1.0, start: int = 0) -> list[dict]:
     """Drops in one PSNR-vs-step curve [T] (dB).
 
     A drop episode runs from the first step below the best PSNR so far until the curve gets
     back to that best (or ends); it counts when its depth (best - lowest PSNR in it) exceeds
-    ``threshold_db``. Returns one dict per drop: start and end index (end exclusive),
-    depth_db, steps (length) and recovered (bool).
+    ``threshold_db``. ``start``: only the curve from index ``start`` on is looked at for
+    depths (the best so far still counts every earlier index), so an episode that began
+    earlier counts by its depth from ``start`` on. Returns one dict per drop: start and end
+    index (end exclusive), depth_db, steps (length) and recovered (bool).
     """
     c = np.asarray(curve, dtype=np.float64)
     if c.ndim != 1:
         raise ValueError(f"curve must be 1-D, got shape {c.shape}")
+    if start < 0:
+        raise ValueError(f"start must be >= 0, got {start}")
     if c.size == 0:
         return []
     below = np.maximum.accumulate(c) - c
@@ -51,22 +59,23 @@ def find_drops(curve, threshold_db: float = 1.0) -> list[dict]:
     starts, ends = edges[0::2], edges[1::2]
     if starts.size == 0:
         return []
-    depths = np.maximum.reduceat(below, starts)
+    depths = np.maximum.reduceat(np.where(np.arange(c.size) >= start, below, 0.0), starts)
     return [dict(start=int(s), end=int(e), depth_db=float(d), steps=int(e - s),
                  recovered=bool(e < c.size))
             for s, e, d in zip(starts, ends, depths) if d > threshold_db]
 
 
-def drop_stats(curves, threshold_db: float = 1.0) -> dict:
+def drop_stats(curves, threshold_db: float = 1.0, start: int = 0) -> dict:
     """Summary over curves [T, K] (dB, one column per signal): per-signal drop counts,
-    all drop depths (dB), steps spent in drops, and final / best PSNR per signal."""
+    all drop depths (dB), steps spent in drops, and final / best PSNR per signal.
+    ``start``: drops are looked for from curve index ``start`` on (``find_drops``)."""
     c = np.asarray(curves, dtype=np.float64)
     if c.ndim != 2:
         raise ValueError(f"curves must be [T, K], got shape {c.shape}")
-    per = [find_drops(c[:, k], threshold_db) for k in range(c.shape[1])]
+    per = [find_drops(c[:, k], threshold_db, start) for k in range(c.shape[1])]
     depths = [d["depth_db"] for drops in per for d in drops]
-    return dict(threshold_db=threshold_db, count=[len(d) for d in per], depths_db=depths,
-                max_depth_db=max(depths, default=0.0),
+    return dict(threshold_db=threshold_db, start=start, count=[len(d) for d in per],
+                depths_db=depths, max_depth_db=max(depths, default=0.0),
                 steps_in_drops=[sum(d["steps"] for d in drops) for drops in per],
                 final_psnr=c[-1].tolist(), best_psnr=c.max(0).tolist())
 
@@ -104,9 +113,11 @@ class _Cosine(Stabilizer):
             g["lr"] = lr * f
 
 
-def _per_signal(model: torch.nn.Module, mode: str) -> None:
+def check_independent(model: torch.nn.Module, what: str) -> None:
+    """ValueError unless ``model`` is K independent networks (``Strainer``, shared=0), each
+    parameter's first dimension indexing the network; ``what`` names the option."""
     if not isinstance(model, Strainer) or len(model.enc_w):
-        raise ValueError(f"stabilize={mode!r} needs independent networks (Strainer, shared=0)")
+        raise ValueError(f"{what} needs independent networks (Strainer, shared=0)")
 
 
 def _bcast(v: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
@@ -118,7 +129,7 @@ class _Clip(Stabilizer):
 
     def __init__(self, model, opt, steps) -> None:
         super().__init__(model, opt, steps)
-        _per_signal(model, "clip")
+        check_independent(model, "stabilize='clip'")
         self.mean: torch.Tensor | None = None
 
     def before_step(self, step, mse) -> None:
@@ -137,7 +148,7 @@ class _Revert(Stabilizer):
 
     def __init__(self, model, opt, steps) -> None:
         super().__init__(model, opt, steps)
-        _per_signal(model, "revert")
+        check_independent(model, "stabilize='revert'")
         self.best = torch.full((model.signals,), -math.inf, device=self.params[0].device)
         self.scale = torch.ones_like(self.best)
         self.snap = [p.detach().clone() for p in self.params]

@@ -29,6 +29,8 @@ import torch  # noqa: E402
 from strainer_fast.data import default_split, load_images  # noqa: E402
 from strainer_fast.models import resolve_device  # noqa: E402
 from strainer_fast.pretrain import initial_strainer  # noqa: E402
+from strainer_fast.report import method_metrics  # noqa: E402
+from strainer_fast.stability import drop_stats  # noqa: E402
 from strainer_fast.train import Callback, image_mse, train  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -93,6 +95,21 @@ def fit_kw(cfg: dict, steps: int | None = None, seed: int | None = None,
 
 # -- per-process memo: run_all pretrains each encoder and runs each shared fit once --------
 _MEMO: dict = {}
+
+
+DROP_START = 100  # drops "after the first 100 steps" (issue 28)
+
+
+def curve_metrics(result, names: list[str]) -> dict:
+    """``report.method_metrics`` of a ``FitResult`` plus its drops > 1 dB
+    (``stability.drop_stats`` of the per-step training PSNR per image): ``drops`` from step
+    0, ``drops_after_100`` from the weights after ``DROP_START`` updates (none without
+    steps)."""
+    m = method_metrics(result, names)
+    if result.train_psnr:
+        m.update(drops=drop_stats(result.train_psnr),
+                 drops_after_100=drop_stats(result.train_psnr, start=DROP_START))
+    return m
 
 
 def cached(key: tuple, make):

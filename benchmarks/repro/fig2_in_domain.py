@@ -14,7 +14,6 @@ import numpy as np
 import common
 from strainer_fast.fit import fit_many, siren_ft_init
 from strainer_fast.meta import meta_init
-from strainer_fast.report import method_metrics
 
 NAME = "fig2_in_domain"
 # Paper Table 1 (CelebA-HQ, 178x178, width 256, 2000 steps): mean test PSNR (dB).
@@ -61,7 +60,8 @@ def run(cfg: dict, out: Path) -> dict:
     def fit(method: str, seed: int, init: str = "siren", weights=None) -> None:
         r = fit_many(test, init, init_weights=weights, desc=f"fit {method} (seed {seed})",
                      **common.fit_kw(cfg, seed=seed))
-        runs[method][str(seed)] = dict(method_metrics(r, test_names), fit_wall_s=r.wall_s[-1])
+        runs[method][str(seed)] = dict(common.curve_metrics(r, test_names),
+                                       fit_wall_s=r.wall_s[-1])
         common.save_json(out, NAME, data)  # a cut-short run keeps what it measured
 
     # First seed: every row; then the other seeds: the headline rows.

@@ -10,7 +10,6 @@ import matplotlib.pyplot as plt
 
 import common
 from strainer_fast.fit import fit_many
-from strainer_fast.report import method_metrics
 
 NAME = "fig7_ablation"
 
@@ -26,7 +25,7 @@ def run(cfg: dict, out: Path) -> dict:
                                 seed=cfg["seed"])
         r = fit_many(test, "strainer", init_weights=enc.layers, desc=f"fit {shared} shared",
                      **common.fit_kw(cfg, steps=cfg["ablation_steps"]))
-        curves[str(shared)] = method_metrics(r, test_names)
+        curves[str(shared)] = common.curve_metrics(r, test_names)
     data = dict(data=f"{label}, first {len(test_names)} test images",
                 machine=common.machine(cfg), shared=curves,
                 config=dict(size=size, width=cfg["width"], layers=cfg["layers"], lr=cfg["lr"],

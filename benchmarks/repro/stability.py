@@ -45,6 +45,8 @@ def run(cfg: dict, out: Path) -> dict:
             tp = np.asarray(r.train_psnr)
             curves[mode][init] = tp
             modes[mode][init] = dict(drops=drop_stats(tp), final_psnr=r.psnr[-1],
+                                     drops_after_100=drop_stats(tp, start=common.DROP_START),
+                                     last_psnr=r.last_psnr,
                                      best_train_psnr=tp.max(0).tolist(),
                                      final_train_psnr=tp[-1].tolist(), wall_s=r.wall_s[-1])
     off = modes["off"]

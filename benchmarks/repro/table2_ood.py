@@ -13,7 +13,6 @@ import matplotlib.pyplot as plt
 import common
 from strainer_fast.data import default_split, load_images
 from strainer_fast.fit import fit_many
-from strainer_fast.report import method_metrics
 
 NAME = "table2_ood"
 
@@ -58,7 +57,7 @@ def run(cfg: dict, out: Path) -> dict:
             if mode.startswith("MRI") and "MRI" in enc_name:
                 continue  # in-domain: item 1
             rows[enc_name] = fitted(cfg, mode, test, enc_name, layers)
-        tests[mode] = dict(test=names, methods={m: method_metrics(r, names)
+        tests[mode] = dict(test=names, methods={m: common.curve_metrics(r, names)
                                                 for m, r in rows.items()})
     data = dict(machine=common.machine(cfg), tests=tests,
                 train=dict(mri="MRI train split (10 slices)",

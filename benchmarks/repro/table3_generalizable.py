@@ -17,7 +17,6 @@ import common
 import table2_ood
 from strainer_fast.data import default_split, load_images
 from strainer_fast.generalizable import fit_generalizable, train_generalizable
-from strainer_fast.report import method_metrics
 
 NAME = "table3_generalizable"
 GEN_KEYS = ("gen_size", "gen_test_images", "gen_fit_steps", "gen_dim", "gen_depth",
@@ -66,7 +65,7 @@ def run(cfg: dict, out: Path) -> dict:
                 machine=common.machine(cfg), threads=torch.get_num_threads(), scale="reduced",
                 test=test_names, training=training,
                 strainer_pretrain=dict(wall_s=enc.wall_s, cpu_s=enc.cpu_s),
-                methods={m: method_metrics(r, test_names) for m, r in results.items()},
+                methods={m: common.curve_metrics(r, test_names) for m, r in results.items()},
                 config={"width": cfg["width"], "layers": cfg["layers"],
                         "shared": cfg["shared"], "w0": cfg["w0"], "lr": cfg["lr"],
                         "pretrain_steps": cfg["natural_pretrain_steps"], "seed": cfg["seed"],

@@ -10,7 +10,6 @@ import matplotlib.pyplot as plt
 
 import common
 import table2_ood
-from strainer_fast.report import method_metrics
 
 NAME = "table4_capacity"
 
@@ -23,12 +22,12 @@ def run(cfg: dict, out: Path) -> dict:
     for width in cfg["capacity_widths"]:
         name = f"siren (width {width})"
         r = table2_ood.fitted(cfg, mode, test, "siren", width=width)
-        rows[name] = dict(method_metrics(r, names), fit_wall_s=r.wall_s[-1])
+        rows[name] = dict(common.curve_metrics(r, names), fit_wall_s=r.wall_s[-1])
         params[name] = common.weights_count(width, cfg["layers"], 3)
     for enc_name, (layers, channels) in table2_ood.encoders(cfg).items():
         if "photos" in enc_name:
             r = table2_ood.fitted(cfg, mode, test, enc_name, layers)
-            rows[enc_name] = dict(method_metrics(r, names), fit_wall_s=r.wall_s[-1])
+            rows[enc_name] = dict(common.curve_metrics(r, names), fit_wall_s=r.wall_s[-1])
             params[enc_name] = common.weights_count(cfg["width"], cfg["layers"], 3)
     data = dict(machine=common.machine(cfg), test=names, methods=rows, params=params,
                 values=size * size * 3,

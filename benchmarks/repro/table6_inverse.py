@@ -11,7 +11,6 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 
 import common
-from strainer_fast.report import method_metrics
 from strainer_fast.tasks.denoise import add_noise, denoise
 from strainer_fast.tasks.superres import downsample, superres
 
@@ -43,8 +42,8 @@ def run(cfg: dict, out: Path) -> dict:
                     transfer_lr=tl, **kw)}
     tasks = {}
     for task, solve in problems.items():
-        rows = {"siren": method_metrics(solve("siren", None, (1.0, 1.0)), names),
-                "strainer": method_metrics(solve("strainer", enc.layers, lr), names)}
+        rows = {"siren": common.curve_metrics(solve("siren", None, (1.0, 1.0)), names),
+                "strainer": common.curve_metrics(solve("strainer", enc.layers, lr), names)}
         target = rows["siren"]["psnr"][-1]
         step, wall = reach(rows["strainer"], target)
         tasks[task] = dict(methods=rows, siren_final_psnr=target, strainer_steps_to_siren=step,

@@ -6,10 +6,9 @@ from __future__ import annotations
 
 import torch
 
-from ..data import coord_grid
-from ..fit import FitResult, _Curves
+from ..fit import FitResult, fit_callbacks
 from ..models import Strainer
-from ..train import Stabilize, image_mse, train
+from ..train import image_mse, train
 from .base import GeneralizableINR
 
 __all__ = ["fit_generalizable"]
@@ -28,6 +27,7 @@ def fit_generalizable(
     desc: str | None = None,
     points: int | None = None,
     seed: int = 0,
+    keep: str = "best",
 ) -> FitResult:
     """Predicts the hyponets of images [K, H, W, C] in [0, 1] with ``model`` (a trained
     ``TransINR`` / ``IPC``; images at its size and channel count) and, with ``tto``, fits
@@ -35,7 +35,8 @@ def fit_generalizable(
     steps, PSNR / SSIM every ``log_every`` steps (0: start and end only), as
     ``fit.fit_many``. Step 0 is the feed-forward prediction; without ``tto`` it is the only
     log point. ``points``: pixels per step drawn from a generator seeded ``seed`` (None:
-    the full grid), as ``fit.fit_many``. Runs on the model's device, backend and precision.
+    the full grid), as ``fit.fit_many``; so is ``keep`` (the iterate returned). Runs on the
+    model's device, backend and precision.
     """
     if images.dim() != 4:
         raise ValueError(f"images must be [K, H, W, C], got shape {tuple(images.shape)}")
@@ -53,8 +54,8 @@ def fit_generalizable(
     name = model.kind + ("-tto" if tto else "")
     gen = None if points is None else torch.Generator().manual_seed(seed)
     train(net, image_mse(net, images, points=points, generator=gen), steps, lr=lr,
-          callbacks=[_Curves(result, coord_grid(h, w).to(dev), (h, w), images),
-                     Stabilize(stabilize)],
+          callbacks=fit_callbacks(result, images, (h, w), images, stabilize=stabilize,
+                                  keep=keep, points=points),
           log_every=log_every or steps, progress=progress and steps > 0,
           desc=desc or f"fit {name}", generator=gen)
     return result

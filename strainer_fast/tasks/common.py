@@ -75,7 +75,7 @@ def fit_kwargs(cfg, encoder: Encoder | None, init: str) -> tuple[str | Encoder, 
     STRAINER init gets the ``--strainer-lr`` multipliers."""
     m, f = cfg.model, cfg.fit
     kw = dict(steps=f.steps, lr=f.lr, log_every=f.log_every, stabilize=f.stabilize,
-              points=f.points or None,
+              keep=f.keep, points=f.points or None,
               width=m.width, layers=m.layers, w0=m.w0, **runtime_kwargs(cfg.runtime))
     if init == "strainer":
         return encoder, dict(kw, transfer_lr=cfg.strainer_lr)

@@ -106,8 +106,9 @@ def denoise_job(cfg: DenoiseJob) -> None:
                      for m, s in summary.items())
     notes = (f"Noise {cfg.noise} (seed {cfg.runtime.seed}); PSNR of the noisy input (clipped "
              f"to [0, 1]) against the clean images: {noisy_psnr:.2f} dB (files in `noisy/`). "
-             f"Metrics compare each fit with the clean images; outputs at the final step in "
-             f"`<init>/`. STRAINER encoder: {source}.\n\n{text}.\n\n"
+             f"Metrics compare each fit with the clean images; the outputs in `<init>/` and "
+             f"the final metrics are of the returned iterate (--keep {cfg.fit.keep}). "
+             f"STRAINER encoder: {source}.\n\n{text}.\n\n"
              f"Total wall time (incl. any pretraining): {time.perf_counter() - t0:.1f} s.")
     write_report(out, results, clean, names, cfg,
                  device=str(resolve_device(cfg.runtime.device)),

@@ -22,12 +22,12 @@ from tqdm.auto import tqdm
 from ..checkpoint import load_encoder, save_checkpoint
 from ..config import (OccupancyDemoJob, OccupancyFitJob, OccupancyPretrainJob, apply_defaults,
                       preset, to_dict, validate, write_config)
-from ..fit import initial_model
+from ..fit import initial_model, make_keeper
 from ..jobs import cached_encoder, runtime_kwargs, use_encoder
 from ..memory import check_fits
 from ..models import Encoder, Layers, Strainer, resolve_device
 from ..report import plot_curves, write_outputs
-from ..train import Callback, batch_mse, train
+from ..train import Callback, KeepBest, batch_mse, train
 from .common import parse_inits, steps_to_reach
 from .preview import save_preview
 from .statue import statue_volume
@@ -112,6 +112,12 @@ class VoxelBatches:
 
 def predict(model: Strainer, res: int, chunk: int = 1 << 18) -> torch.Tensor:
     """Occupancy probabilities [S, res, res, res] (float32, CPU) on the full grid."""
+    return _probabilities(_grid_output(model, res, chunk), res)
+
+
+def _grid_output(model: Strainer, res: int, chunk: int = 1 << 18) -> torch.Tensor:
+    """The networks' outputs [S, res^3] (float32, CPU) on the full grid, ``chunk`` voxels
+    per no-grad forward."""
     g = torch.from_numpy(grid(res)).float()
     dev = next(model.parameters()).device
     out = torch.empty(model.signals, res ** 3)
@@ -120,6 +126,10 @@ def predict(model: Strainer, res: int, chunk: int = 1 << 18) -> torch.Tensor:
             flat = torch.arange(start, min(start + chunk, res ** 3))
             coords = g[torch.stack([flat // (res * res), flat // res % res, flat % res], 1)]
             out[:, flat] = model(coords.to(dev))[..., 0].float().cpu()
+    return out
+
+
+def _probabilities(out: torch.Tensor, res: int) -> torch.Tensor:
     return ((out + 1) / 2).clamp(0, 1).reshape(-1, res, res, res)
 
 
@@ -148,31 +158,55 @@ def pretrain_occupancy(volumes: np.ndarray, names: list[str] | None = None, *,
 class OccupancyResult:
     """IoU curve of one fit: ``step``, ``iou`` (at 0.5 on the full grid), cumulative
     training ``wall_s`` (evaluation excluded); ``snapshots``: step -> probabilities
-    [R, R, R] at the requested mesh steps."""
+    [R, R, R] at the requested mesh steps. The last IoU (and a snapshot at the last step)
+    is of the returned weights, those of step ``best_step``; ``last_iou``: the last
+    iterate's IoU."""
 
     step: list[int] = field(default_factory=list)
     iou: list[float] = field(default_factory=list)
     wall_s: list[float] = field(default_factory=list)
     snapshots: dict[int, np.ndarray] = field(default_factory=dict)
+    last_iou: float | None = None
+    best_step: int | None = None
 
 
 class _IoUCurve(Callback):
-    """IoU on the full grid at the log points, probability snapshots at ``keep`` steps."""
+    """IoU on the full grid at the log points, probability snapshots at the ``snapshots``
+    steps. A ``keeper`` is offered the full-grid MSE of each log point's weights (from the
+    same forward); when it returns earlier weights, the last log point (IoU, snapshot) is
+    re-measured on them."""
 
     key = "iou"
 
-    def __init__(self, result: OccupancyResult, target: np.ndarray, keep: tuple[int, ...]
-                 ) -> None:
-        self.result, self.target, self.keep = result, target, keep
+    def __init__(self, result: OccupancyResult, target: np.ndarray,
+                 snapshots: tuple[int, ...], keeper: KeepBest | None = None) -> None:
+        self.result, self.target, self.snapshots, self.keeper = result, target, snapshots, keeper
+        self.values = torch.from_numpy(target.reshape(1, -1)).float() * 2 - 1  # [-1, 1]
+
+    def _measure(self, t) -> tuple[float, np.ndarray]:
+        out = _grid_output(t.model, self.target.shape[0])
+        if self.keeper is not None:
+            self.keeper.offer(t.step, ((out - self.values) ** 2).mean(1))
+        prob = _probabilities(out, self.target.shape[0])[0].numpy()
+        return iou(prob > 0.5, self.target), prob
 
     def log(self, t) -> None:
-        prob = predict(t.model, self.target.shape[0])[0].numpy()
+        value, prob = self._measure(t)
         r = self.result
         r.step.append(t.step)
-        r.iou.append(iou(prob > 0.5, self.target))
+        r.iou.append(value)
         r.wall_s.append(t.wall)
-        if t.step in self.keep:
+        if t.step in self.snapshots:
             r.snapshots[t.step] = prob
+
+    def end(self, t) -> None:
+        r = self.result
+        r.last_iou = r.iou[-1]
+        r.best_step = t.step if self.keeper is None else int(self.keeper.kept_step[0])
+        if r.best_step != t.step:  # the keeper (order 25, before this) loaded earlier weights
+            r.iou[-1], prob = self._measure(t)
+            if t.step in self.snapshots:
+                r.snapshots[t.step] = prob
 
     def state_dict(self) -> dict:
         r = self.result
@@ -187,12 +221,16 @@ def fit_occupancy(target: np.ndarray, init: str | Encoder = "siren", *,
                   init_weights: Layers | None = None, width: int | None = None,
                   layers: int | None = None, w0: float | None = None, points: int = 16384,
                   steps: int = 300, lr: float = 1e-4, eval_every: int = 50,
-                  keep: tuple[int, ...] = (), seed: int = 0, device: str = "auto",
-                  backend: str = "auto", precision: str = "exact", progress: bool = True
-                  ) -> OccupancyResult:
+                  snapshots: tuple[int, ...] = (), keep: str = "best", seed: int = 0,
+                  device: str = "auto", backend: str = "auto", precision: str = "exact",
+                  progress: bool = True) -> OccupancyResult:
     """Fits one volume [R, R, R] (bool) from ``init`` ("siren" or a pretrained occupancy
     ``Encoder``; its architecture is used, see ``fit.fit_many``); IoU every ``eval_every``
-    steps, probability snapshots at the ``keep`` steps."""
+    steps, probability snapshots at the ``snapshots`` steps. ``keep``: "best" returns the
+    log point's weights with the lowest MSE on the full grid (the training loss on every
+    voxel, not the IoU; a point batch's loss would be a noisy score), "last" the last
+    iterate; the result's last IoU / snapshot are of the returned weights."""
+    keeper = make_keeper(keep, per_step=False)
     dev = resolve_device(device)
     model = initial_model(init, 1, 1, init_weights=init_weights, width=width, layers=layers,
                           w0=w0, seed=seed, in_features=3, backend=backend,
@@ -201,8 +239,8 @@ def fit_occupancy(target: np.ndarray, init: str | Encoder = "siren", *,
     batches = VoxelBatches(target[None], points, seed, dev)
     name = init if isinstance(init, str) else "strainer"
     train(model, batch_mse(model, batches), steps, lr=lr, log_every=eval_every,
-          callbacks=[_IoUCurve(result, target, keep)], progress=progress,
-          desc=f"occupancy {name}", generator=batches.gen)
+          callbacks=[_IoUCurve(result, target, snapshots, keeper), *([keeper] if keeper else [])],
+          progress=progress, desc=f"occupancy {name}", generator=batches.gen)
     return result
 
 
@@ -293,9 +331,9 @@ def fit_job(cfg: OccupancyFitJob | OccupancyDemoJob) -> None:
     m, v, rt = cfg.model, cfg.voxels, cfg.runtime
     target = getattr(cfg, "target", "statue")
     inits = parse_inits(getattr(cfg, "inits", "siren,strainer"))
-    keep = _mesh_steps(cfg.mesh_steps, cfg.steps)
-    cfg.mesh_steps = ",".join(map(str, keep))
-    for step in keep:  # snapshots are taken at log points only
+    meshes = _mesh_steps(cfg.mesh_steps, cfg.steps)
+    cfg.mesh_steps = ",".join(map(str, meshes))
+    for step in meshes:  # snapshots are taken at log points only
         if step not in (0, cfg.steps) and step % cfg.eval_every:
             raise ValueError(f"--mesh-steps {step} is not a multiple of --eval-every "
                              f"{cfg.eval_every}")
@@ -311,7 +349,7 @@ def fit_job(cfg: OccupancyFitJob | OccupancyDemoJob) -> None:
     results = {init: fit_occupancy(volume, encoder if init == "strainer" else init,
                                    width=m.width, layers=m.layers, w0=m.w0, points=v.points,
                                    steps=cfg.steps, lr=cfg.lr, eval_every=cfg.eval_every,
-                                   keep=keep, **runtime_kwargs(rt))
+                                   snapshots=meshes, keep=cfg.keep, **runtime_kwargs(rt))
                for init in inits}
     total = time.perf_counter() - t0
     write_occupancy_report(out, results, volume, dict(to_dict(cfg), target=target,

@@ -11,12 +11,13 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import nn
 
-from .callbacks import Checkpointer, DivergenceGuard, GradSync, Progress, Stabilize
+from .callbacks import (Checkpointer, DivergenceGuard, GradSync, KeepBest, Progress,
+                        Stabilize)
 from .engine import STATE_FORMAT, Callback, Trainer
 from .objectives import batch_mse, image_mse
 
 __all__ = ["train", "Trainer", "Callback", "Checkpointer", "DivergenceGuard", "GradSync",
-           "Progress", "Stabilize", "image_mse", "batch_mse", "STATE_FORMAT"]
+           "Progress", "Stabilize", "KeepBest", "image_mse", "batch_mse", "STATE_FORMAT"]
 
 
 def train(model: nn.Module, objective: Callable[[int], torch.Tensor], steps: int, *,

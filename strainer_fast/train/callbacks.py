@@ -1,5 +1,5 @@
 """Composable training behaviour for ``Trainer``: progress bar, divergence guard,
-training-state checkpoints / resume, distributed gradient sync, stabilisers."""
+training-state checkpoints / resume, distributed gradient sync, stabilisers, best iterate."""
 
 from __future__ import annotations
 
@@ -12,10 +12,11 @@ from tqdm.auto import tqdm
 
 from .. import distributed
 from ..checkpoint import atomic_save
-from ..stability import make_stabilizer
+from ..stability import _bcast, check_independent, make_stabilizer
 from .engine import STATE_FORMAT, Callback, Trainer
 
-__all__ = ["Progress", "DivergenceGuard", "Checkpointer", "GradSync", "Stabilize", "say"]
+__all__ = ["Progress", "DivergenceGuard", "Checkpointer", "GradSync", "Stabilize", "KeepBest",
+           "say"]
 
 
 def say(text: str) -> None:
@@ -249,3 +250,84 @@ class Stabilize(Callback):
         self.impl.after_step(t.step, mse)
         return False
 
+
+
+class KeepBest(Callback):
+    """Keeps, per network, the weights of the iterate with the lowest loss, and loads them
+    into the model when the run completes (``fit_many(keep="best")``).
+
+    Needs K independent networks (``Strainer``, shared=0; every parameter [K, ...]): a
+    shared-encoder model (pretraining) is refused, as no per-network choice exists there.
+    Only the weights are kept, not the optimizer state. ``per_step`` True: every iterate
+    competes, scored by its training loss (the per-signal losses ``before_step`` gets
+    belong to the weights before that step's update) and, at the end, the final weights by
+    one more no-grad evaluation of the objective; a random-batch objective makes this a
+    noisy choice. ``per_step`` False: only the weights ``offer``-ed compete (e.g. full-grid
+    losses at the log points). Everything stays on the device (``torch.where``): no host
+    sync per step. The kept weights, losses and steps are saved with the training state
+    (``key``), so they survive roll-backs and resumes.
+
+    Outside a ``Trainer``: ``attach(model)``, ``offer(step, loss)`` for each candidate,
+    ``restore()``.
+    """
+
+    order = 25  # ends before the curves (order 30), which then describe the kept weights
+    key = "keep_best"
+
+    def __init__(self, per_step: bool = True) -> None:
+        self.per_step = per_step
+        self.params: list[torch.Tensor] = []
+        self.weights: list[torch.Tensor] | None = None
+        self.kept_loss: torch.Tensor | None = None  # [K] lowest loss so far (inf: none yet)
+        self.kept_step: torch.Tensor | None = None  # [K] updates applied to the kept weights
+
+    def attach(self, model: torch.nn.Module) -> None:
+        """Watches ``model``'s parameters; a loaded state moves to their device."""
+        check_independent(model, "keep='best'")
+        self.params = list(model.parameters())
+        dev = self.params[0].device
+        if self.weights is None:
+            self.weights = [p.detach().clone() for p in self.params]
+            self.kept_loss = torch.full((model.signals,), float("inf"), device=dev)
+            self.kept_step = torch.zeros(model.signals, dtype=torch.long, device=dev)
+        else:
+            self.weights = [w.to(dev) for w in self.weights]
+            self.kept_loss, self.kept_step = self.kept_loss.to(dev), self.kept_step.to(dev)
+
+    def offer(self, step: int, loss: torch.Tensor) -> None:
+        """Candidate: the current weights, after ``step`` updates, with per-network losses
+        [K]; kept where lower than the kept loss (a NaN loss never is)."""
+        loss = loss.detach().to(self.kept_loss)
+        better = loss < self.kept_loss
+        self.kept_loss = torch.where(better, loss, self.kept_loss)
+        self.kept_step = self.kept_step.masked_fill(better, step)
+        with torch.no_grad():
+            for w, p in zip(self.weights, self.params):
+                w.copy_(torch.where(_bcast(better, p), p, w))
+
+    def restore(self) -> None:
+        """Loads the kept weights into the model."""
+        with torch.no_grad():
+            for w, p in zip(self.weights, self.params):
+                p.copy_(w)
+
+    def begin(self, t: Trainer) -> None:
+        self.attach(t.model)
+
+    def before_step(self, t: Trainer, mse: torch.Tensor) -> None:
+        if self.per_step:
+            self.offer(t.step, mse)
+
+    def end(self, t: Trainer) -> None:
+        if self.per_step:
+            with torch.no_grad():
+                self.offer(t.step, t.objective(t.step))
+        self.restore()
+
+    def state_dict(self) -> dict:
+        return {"weights": self.weights, "loss": self.kept_loss, "step": self.kept_step}
+
+    def load_state_dict(self, state: dict) -> None:
+        # a roll-back hands device copies; a resume's CPU tensors move in ``attach``
+        self.weights, self.kept_loss = state["weights"], state["loss"]
+        self.kept_step = state["step"]
