@@ -12,7 +12,9 @@ picks one of ``STABILIZE``:
 - ``"revert"``: when a network's training PSNR falls more than 1 dB below its best so far,
   its weights and Adam moments go back to the best iterate and its step size is halved.
 
-- ``"decay+clip"`` / ``"decay+revert"``: the decay schedule with that per-network stabiliser.
+- ``"decay+clip"`` / ``"decay+revert"``: the decay schedule with that per-network stabiliser;
+- ``"amsgrad"``: Adam's AMSGrad variant (the second-moment estimate never decreases, so the
+  step size cannot grow as the gradients shrink); ``"amsgrad+clip"``: with clipping.
 
 ``"clip"`` and ``"revert"`` act per network and need independent networks (``shared=0``,
 as in ``fit_many``), so K batched fits stay equal to K separate ones.
@@ -33,7 +35,8 @@ from .models import Strainer
 __all__ = ["STABILIZE", "Stabilizer", "make_stabilizer", "find_drops", "drop_stats",
            "check_independent"]
 
-STABILIZE = ("off", "cosine", "decay", "clip", "revert", "decay+clip", "decay+revert")
+STABILIZE = ("off", "cosine", "decay", "clip", "revert", "decay+clip", "decay+revert",
+             "amsgrad", "amsgrad+clip")
 
 
 def find_drops(curve, threshold_db: float = 1.0, start: int = 0) -> list[dict]:
@@ -156,7 +159,7 @@ class _Revert(Stabilizer):
         self.snap_v = [torch.zeros_like(p) for p in self.params]
         self.prev = [torch.empty_like(p) for p in self.params]
         self.dropped = torch.zeros_like(self.best, dtype=torch.bool)
-        self.reverts = 0
+        self.reverts = torch.zeros((), dtype=torch.long, device=self.best.device)
 
     def before_step(self, step, mse) -> None:
         # mse belongs to the weights before this step's update.
@@ -164,36 +167,42 @@ class _Revert(Stabilizer):
         better = cur > self.best
         self.dropped = cur < self.best - self.drop_db
         self.best = torch.where(better, cur, self.best)
-        with torch.no_grad():
+        with torch.no_grad():  # masks, not host reads: no sync per step
             for i, p in enumerate(self.params):
                 self.prev[i].copy_(p)
-                if better.any():
-                    state = self.opt.state.get(p, {})
-                    m = _bcast(better, p)
-                    self.snap[i].copy_(torch.where(m, p, self.snap[i]))
-                    if "exp_avg" in state:
-                        self.snap_m[i].copy_(torch.where(m, state["exp_avg"], self.snap_m[i]))
-                        self.snap_v[i].copy_(torch.where(m, state["exp_avg_sq"],
-                                                         self.snap_v[i]))
+                state = self.opt.state.get(p, {})
+                m = _bcast(better, p)
+                self.snap[i].copy_(torch.where(m, p, self.snap[i]))
+                if "exp_avg" in state:
+                    self.snap_m[i].copy_(torch.where(m, state["exp_avg"], self.snap_m[i]))
+                    self.snap_v[i].copy_(torch.where(m, state["exp_avg_sq"], self.snap_v[i]))
 
     def after_step(self, step, mse) -> None:
         self.scale = torch.where(self.dropped, self.scale * self.lr_factor, self.scale)
-        self.reverts += int(self.dropped.sum())
+        self.reverts += self.dropped.sum()
         with torch.no_grad():
             for i, p in enumerate(self.params):
                 # per-network step size: scale this step's update
                 p.copy_(self.prev[i] + _bcast(self.scale, p) * (p - self.prev[i]))
-                if self.dropped.any():
-                    m = _bcast(self.dropped, p)
-                    state = self.opt.state[p]
-                    p.copy_(torch.where(m, self.snap[i], p))
-                    state["exp_avg"].copy_(torch.where(m, self.snap_m[i], state["exp_avg"]))
-                    state["exp_avg_sq"].copy_(torch.where(m, self.snap_v[i],
-                                                          state["exp_avg_sq"]))
+                m = _bcast(self.dropped, p)
+                state = self.opt.state[p]
+                p.copy_(torch.where(m, self.snap[i], p))
+                state["exp_avg"].copy_(torch.where(m, self.snap_m[i], state["exp_avg"]))
+                state["exp_avg_sq"].copy_(torch.where(m, self.snap_v[i], state["exp_avg_sq"]))
 
 
 class _Decay(_Cosine):
     warmup_fraction = 0.0
+
+
+class _AMSGrad(Stabilizer):
+    def __init__(self, model, opt, steps) -> None:
+        super().__init__(model, opt, steps)
+        if not isinstance(opt, torch.optim.Adam):
+            raise ValueError("stabilize='amsgrad' needs torch.optim.Adam, got "
+                             f"{type(opt).__name__}")
+        for g in opt.param_groups:
+            g["amsgrad"] = True
 
 
 class _Chain(Stabilizer):
@@ -213,6 +222,7 @@ class _Chain(Stabilizer):
 
 
 _MODES = {"off": Stabilizer, "cosine": _Cosine, "decay": _Decay, "clip": _Clip,
+          "amsgrad": _AMSGrad,
           "revert": _Revert}
 
 
