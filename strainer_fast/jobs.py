@@ -19,7 +19,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import __version__, distributed
+from . import distributed
+from ._version import __version__
 from .cache import cache_dir
 from .checkpoint import load_encoder
 from .config import (CompareJob, DemoJob, FitJob, ModelConfig, NetConfig, PretrainJob, Runtime,
