@@ -121,12 +121,12 @@ def prepare(venv: Path) -> str:
     if kind:
         return f"strainer_fast: installing into the active {kind} {sys.prefix}"
     py = venv_python(venv)
-    made = "using"
+    made = ""
     if not (py.exists() and (py.parent / "pip").exists()):  # absent, or made without pip
         create_venv(venv)
-        made = "made"
-    return (f"strainer_fast: installing into the project virtual environment {venv}/ ({made}; "
-            f"from {sys.executable}, not in a venv or conda environment)")
+        made = "made now; "
+    return (f"strainer_fast: installing into the project virtual environment {venv}/ ({made}"
+            f"{sys.executable} is in no venv or conda environment)")
 
 
 def main(argv: list[str] | None = None) -> int:
