@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -101,3 +102,23 @@ def test_make_outside_an_environment_uses_the_project_venv():
     assert f"{venv_py} -m pip install -q --no-build-isolation --no-deps ." in out
     assert f"{venv_py.parent}/strainer-fast demo --out strainer_fast_out/demo" in out
     assert "torch.__version__.startswith('2.13.0')" in out and '"torch==2.13.0"' in out
+
+
+def test_readme_quotes_the_messages(tmp_path, monkeypatch):
+    """The README's table of set-up errors quotes what make_env really prints."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    quoted = re.findall(r"^\| [^|]+ \| `(strainer_fast: [^`]+)` \|", readme, flags=re.M)
+    assert len(quoted) == 3
+    messages = []
+    for call in (lambda: make_env.check_compiler({"PATH": str(tmp_path)}),
+                 lambda: make_env.check_python((3, 9, 0))):
+        with pytest.raises(SystemExit) as e:
+            call()
+        messages.append(str(e.value))
+    monkeypatch.setitem(sys.modules, "ensurepip", None)
+    monkeypatch.setattr(sys, "executable", "/usr/bin/python3")
+    with pytest.raises(SystemExit) as e:
+        make_env.create_venv(Path(".venv"))
+    messages.append(str(e.value))
+    for q in quoted:
+        assert any(m.startswith(q) for m in messages), q

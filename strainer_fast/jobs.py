@@ -341,7 +341,7 @@ def demo_job(cfg: DemoJob) -> None:
     siren, strainer = (np.mean(results[m].psnr, axis=1) for m in ("siren", "strainer-10"))
     steps = results["siren"].step
     at100 = steps.index(100) if 100 in steps else None
-    gap = (f"STRAINER-10 minus SIREN, mean test PSNR: "
+    gap = ("STRAINER-10 minus SIREN, mean test PSNR: "
            + (f"{strainer[at100] - siren[at100]:+.2f} dB at step 100, " if at100 is not None
               else "")
            + f"{strainer[-1] - siren[-1]:+.2f} dB at the final step {steps[-1]}.")
