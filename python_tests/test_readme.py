@@ -63,6 +63,7 @@ def test_readme_headline_numbers_come_from_the_committed_results():
     s100, r100 = mean_psnr("strainer-10", 100), mean_psnr("siren", 100)
     assert f"{s:.2f} vs {r:.2f} dB" in table and f"{s100:.2f} vs {r100:.2f} dB" in table
     assert f"{fig2['config']['steps']} steps, {len(fig2['config']['seeds'])} seeds" in table
+    assert f"| {fig2['machine']} |" in table
 
     ttq = json.loads((root / "benchmarks/results/time_to_quality.json").read_text())
     target = next(k for k in ttq["targets"] if k.startswith("SIREN@"))
@@ -75,10 +76,14 @@ def test_readme_headline_numbers_come_from_the_committed_results():
     assert (f"STRAINER-10 {strainer['wall_s']:.1f} s ({strainer['speedup_vs_eager']:.1f}x) + "
             f"{ttq['pretrain_wall_s']['STRAINER-10']:.1f} s pretraining") in table
     assert f"({ttq['targets'][target]:.2f} dB)" in table
+    m = ttq["machine"]
+    assert f"| {m['cpu']}, {m['threads']} threads, torch {m['torch']} |" in table
 
     def speedups(name: str) -> str:
         grids = json.loads((root / "benchmarks/results" / name).read_text())["grids"]
         return " / ".join(f"{g['eager']['median_s'] / g['fused-exact']['median_s']:.2f}x"
                           for g in (grids["64"], grids["178"]))
+    step = json.loads((root / "benchmarks/results/cpu_step.json").read_text())["machine"]
     assert f"**{speedups('cpu_step.json')}** faster" in table
+    assert f"| {step['cpu']}, {step['threads']} threads |" in table
     assert f"({speedups('cpu_step_avx2.json')} on an AVX2-only host)" in table
