@@ -22,7 +22,7 @@ from PIL import Image
 from strainer_fast import ops
 from machine import cpu_name
 
-DEFAULT_IMAGE = Path(__file__).resolve().parents[1] / "strainer_fast" / "data" / "mri" / "mni_z069.png"
+DEFAULT_IMAGE = Path(__file__).resolve().parents[1] / "strainer_fast" / "datasets" / "mri" / "mni_z069.png"
 
 
 def load(path: Path, size: int) -> torch.Tensor:

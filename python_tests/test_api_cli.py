@@ -59,7 +59,9 @@ def test_cli_demo_tiny(tmp_path):
             "--pretrain-steps", "2", "--no-progress", "--device", "cpu")
     assert r.returncode == 0, r.stderr
     text = (tmp_path / "demo" / "report.md").read_text()
-    assert "STRAINER-10 minus SIREN" in text and "strainer-10" in text
+    assert "STRAINER-10 minus SIREN" in text and "strainer-10" in text and "`demo.png`" in text
+    with Image.open(tmp_path / "demo" / "demo.png") as fig:  # curves + 3 x 6 reconstructions
+        assert fig.format == "PNG" and fig.width > 2 * fig.height
 
 
 def test_cli_bad_input_subprocess_one_line(tmp_path):

@@ -1,10 +1,13 @@
-"""The README's Python API block runs as written (small sizes, CPU) and does what it says."""
+"""The README's Python API block runs as written (small sizes, CPU) and does what it says;
+its headline numbers are the committed results'."""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -13,10 +16,12 @@ import strainer_fast as sf
 README = Path(__file__).resolve().parents[1] / "README.md"
 
 
+def _section(title: str) -> str:
+    return README.read_text(encoding="utf-8").split(f"\n## {title}\n", 1)[1].split("\n## ", 1)[0]
+
+
 def api_blocks() -> list[str]:
-    text = README.read_text(encoding="utf-8")
-    section = text.split("\n## Python API\n", 1)[1].split("\n## ", 1)[0]
-    return re.findall(r"```python\n(.*?)```", section, flags=re.S)
+    return re.findall(r"```python\n(.*?)```", _section("Python API"), flags=re.S)
 
 
 def test_readme_python_api_runs(tmp_path, monkeypatch):
@@ -41,3 +46,44 @@ def test_readme_python_api_runs(tmp_path, monkeypatch):
     assert ns["dn"].psnr and ns["occ"].step == [0, 10, 20]
     with pytest.raises(ValueError, match="width=64 in checkpoint but 128 requested"):
         sf.fit(ns["test"][0], enc, width=128, steps=1, progress=False)
+
+
+def test_readme_headline_numbers_come_from_the_committed_results():
+    """Each figure of the "What is measured" table, recomputed from the JSON it links to."""
+    root = README.parent
+    table = _section("What is measured")
+
+    fig2 = json.loads((root / "docs/repro/fig2_in_domain.json").read_text())
+
+    def mean_psnr(method: str, step: int | None = None) -> float:
+        runs = fig2["runs"][method].values()
+        return float(np.mean([r["psnr"][-1 if step is None else r["step"].index(step)]
+                              for r in runs]))
+    s, r = mean_psnr("strainer-10"), mean_psnr("siren")
+    s100, r100 = mean_psnr("strainer-10", 100), mean_psnr("siren", 100)
+    assert f"{s:.2f} vs {r:.2f} dB" in table and f"{s100:.2f} vs {r100:.2f} dB" in table
+    assert f"{fig2['config']['steps']} steps, {len(fig2['config']['seeds'])} seeds" in table
+    assert f"| {fig2['machine']} |" in table
+
+    ttq = json.loads((root / "benchmarks/results/time_to_quality.json").read_text())
+    target = next(k for k in ttq["targets"] if k.startswith("SIREN@"))
+    rows = ttq["table"]
+    eager = rows["eager SIREN (paper-style)"][target]
+    recipe = rows["SIREN alpha=1.5 lr=0.001 (validation recipe)"][target]
+    strainer = rows["STRAINER-10"][target]
+    assert (f"{recipe['wall_s']:.1f} s vs {eager['wall_s']:.1f} s "
+            f"({recipe['speedup_vs_eager']:.1f}x)") in table
+    assert (f"STRAINER-10 {strainer['wall_s']:.1f} s ({strainer['speedup_vs_eager']:.1f}x) + "
+            f"{ttq['pretrain_wall_s']['STRAINER-10']:.1f} s pretraining") in table
+    assert f"({ttq['targets'][target]:.2f} dB)" in table
+    m = ttq["machine"]
+    assert f"| {m['cpu']}, {m['threads']} threads, torch {m['torch']} |" in table
+
+    def speedups(name: str) -> str:
+        grids = json.loads((root / "benchmarks/results" / name).read_text())["grids"]
+        return " / ".join(f"{g['eager']['median_s'] / g['fused-exact']['median_s']:.2f}x"
+                          for g in (grids["64"], grids["178"]))
+    step = json.loads((root / "benchmarks/results/cpu_step.json").read_text())["machine"]
+    assert f"**{speedups('cpu_step.json')}** faster" in table
+    assert f"| {step['cpu']}, {step['threads']} threads |" in table
+    assert f"({speedups('cpu_step_avx2.json')} on an AVX2-only host)" in table

@@ -15,31 +15,22 @@ The Python API in a few names (shapes: images [S, H, W, C] in [0, 1])::
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
-
-try:
-    __version__ = version("strainer_fast")
-except PackageNotFoundError:  # running from a source tree
-    __version__ = "0.0.0+local"
-
-# noqa: E402 below: submodules read __version__
-from .checkpoint import load_encoder, load_strainer, save_checkpoint  # noqa: E402
-from .data import default_split, load_image, load_images, mri_dir  # noqa: E402
-from .fit import FitResult, fit, fit_many  # noqa: E402
-from .generalizable import (fit_generalizable, load_generalizable,  # noqa: E402
-                            train_generalizable)
-from .jobs import compare  # noqa: E402
-from .meta import meta_init  # noqa: E402
-from .metrics import psnr, ssim  # noqa: E402
-from .models import Encoder, Strainer  # noqa: E402
-from .ops import batched_sine_mlp, sine_mlp  # noqa: E402
-from .pretrain import pretrain  # noqa: E402
-from .streaming import pretrain_streaming  # noqa: E402
-from .tasks.denoise import add_noise, denoise  # noqa: E402
-from .tasks.occupancy import (chairs_dir, fit_occupancy, load_shapes,  # noqa: E402
-                              pretrain_occupancy)
-from .tasks.statue import statue_volume  # noqa: E402
-from .tasks.superres import downsample, superres  # noqa: E402
+from ._version import __version__
+from .checkpoint import load_encoder, load_strainer, save_checkpoint
+from .data import default_split, load_image, load_images, mri_dir
+from .fit import FitResult, fit, fit_many
+from .generalizable import fit_generalizable, load_generalizable, train_generalizable
+from .jobs import compare
+from .meta import meta_init
+from .metrics import psnr, ssim
+from .models import Encoder, Strainer
+from .ops import batched_sine_mlp, sine_mlp
+from .pretrain import pretrain
+from .streaming import pretrain_streaming
+from .tasks.denoise import add_noise, denoise
+from .tasks.occupancy import chairs_dir, fit_occupancy, load_shapes, pretrain_occupancy
+from .tasks.statue import statue_volume
+from .tasks.superres import downsample, superres
 
 __all__ = [
     "sine_mlp", "batched_sine_mlp",

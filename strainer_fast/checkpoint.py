@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from . import __version__
+from ._version import __version__
 from .models import Encoder, Strainer
 
 __all__ = ["save_checkpoint", "load_checkpoint", "load_strainer", "load_encoder", "atomic_save",

@@ -21,6 +21,7 @@ from typing import Any
 
 import torch
 
+from ._version import __version__
 from .models import resolve_device
 from .stability import STABILIZE
 
@@ -189,7 +190,7 @@ class CompareJob:
 @dataclass
 class GeneralizableJob:
     """``strainer-fast generalizable train``: a TransINR or IPC hypernetwork on the embedded
-    MRI slice set (69 slices, see strainer_fast/data/mri_slices/README.md)."""
+    MRI slice set (69 slices, see strainer_fast/datasets/mri_slices/README.md)."""
 
     kind: str = opt(None, "model", required=True, choices=("transinr", "ipc"))
     out: str = opt(None, "checkpoint file to write (.pt)", required=True)
@@ -425,8 +426,6 @@ def from_dict(cls: type, data: dict) -> Any:
 
 def write_config(path: str | Path, command: str, cfg: Any) -> Path:
     """Writes ``{"format", "command", "config", "versions"}`` to ``path`` (JSON)."""
-    from . import __version__
-
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"format": CONFIG_FORMAT, "command": command,

@@ -167,7 +167,7 @@ def from_output(out: torch.Tensor, height: int, width: int) -> torch.Tensor:
 
 def mri_dir() -> Path:
     """Folder of the 16 embedded MNI brain MRI slices (PNG) and their README.md."""
-    return Path(__file__).resolve().parent / "data" / "mri"
+    return Path(__file__).resolve().parent / "datasets" / "mri"
 
 
 def default_split() -> tuple[list[Path], list[Path]]:

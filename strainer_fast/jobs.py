@@ -19,7 +19,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import __version__, distributed
+from . import distributed
+from ._version import __version__
 from .cache import cache_dir
 from .checkpoint import load_encoder
 from .config import (CompareJob, DemoJob, FitJob, ModelConfig, NetConfig, PretrainJob, Runtime,
@@ -32,7 +33,7 @@ from .memory import check_fits
 from .meta import meta_init
 from .models import Encoder, resolve_device
 from .pretrain import pretrain
-from .report import write_report
+from .report import plot_overview, write_report
 from .streaming import pretrain_streaming
 from .train import Checkpointer
 
@@ -342,14 +343,17 @@ def demo_job(cfg: DemoJob) -> None:
     siren, strainer = (np.mean(results[m].psnr, axis=1) for m in ("siren", "strainer-10"))
     steps = results["siren"].step
     at100 = steps.index(100) if 100 in steps else None
-    gap = (f"STRAINER-10 minus SIREN, mean test PSNR: "
+    gap = ("STRAINER-10 minus SIREN, mean test PSNR: "
            + (f"{strainer[at100] - siren[at100]:+.2f} dB at step 100, " if at100 is not None
               else "")
            + f"{strainer[-1] - siren[-1]:+.2f} dB at the final step {steps[-1]}.")
     notes = (f"Data: the embedded MNI MRI slices ({mri_dir().name}), train = {len(train_names)}, "
              f"test = {len(test_names)} (README split).\n\n{gap}\n\n"
-             f"Total demo wall time (pretraining + both fits + metrics): {total:.1f} s.")
-    write_report(cfg.out, results, test, test_names, cfg, device=str(device),
-                 title="STRAINER-10 vs SIREN on MRI slices", notes=notes)
+             f"Total demo wall time (pretraining + both fits + metrics): {total:.1f} s.\n\n"
+             "`demo.png`: both PSNR curves and all reconstructions in one figure.")
+    title = "STRAINER-10 vs SIREN on MRI slices"
+    data = write_report(cfg.out, results, test, test_names, cfg, device=str(device),
+                        title=title, notes=notes)
+    plot_overview(data["methods"], results, test, test_names, Path(cfg.out) / "demo.png", title)
     print(gap, file=sys.stderr)
     print(f"demo finished in {total:.1f} s; wrote {cfg.out}", file=sys.stderr)

@@ -16,11 +16,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from . import __version__
+from ._version import __version__
 from .fit import FitResult
 from .lpips import lpips
 
-__all__ = ["method_metrics", "plot_curves", "pyplot", "write_outputs", "write_report"]
+__all__ = ["method_metrics", "plot_curves", "plot_overview", "pyplot", "write_outputs",
+           "write_report"]
 
 
 def pyplot():
@@ -153,6 +154,29 @@ def plot_curves(methods: dict, path: Path, title: str, key: str = "psnr",
     """Line plot of ``methods[name][key]`` against ``methods[name]["step"]`` to ``path``."""
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
+    _draw_curves(ax, methods, key, ylabel, title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_overview(methods: dict, results: dict[str, FitResult], images: torch.Tensor,
+                  names: list[str], path: Path, title: str) -> None:
+    """One PNG: the mean test PSNR curves of ``methods`` (``method_metrics`` dicts) on the
+    left, the test images [K, H, W, C] in [0, 1] and each method's final reconstruction
+    (with its PSNR) on the right."""
+    plt = pyplot()
+    k, rows = images.shape[0], 1 + len(results)
+    fig = plt.figure(figsize=(4.5 + 1.3 * k, max(3.2, 1.35 * rows)), layout="constrained")
+    left, right = fig.subfigures(1, 2, width_ratios=[4.5, 1.3 * k])
+    _draw_curves(left.subplots(), methods, "psnr", "mean test PSNR (dB)", "PSNR while fitting")
+    _draw_recons(right.subplots(rows, k, squeeze=False), results, images, names)
+    fig.suptitle(title, fontsize=11)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _draw_curves(ax, methods: dict, key: str, ylabel: str, title: str) -> None:
     for name, m in methods.items():
         ax.plot(m["step"], m[key], marker=".", label=name)
     ax.set_xlabel("step")
@@ -160,17 +184,24 @@ def plot_curves(methods: dict, path: Path, title: str, key: str = "psnr",
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
 
 
 def _plot_recons(results: dict[str, FitResult], images: torch.Tensor, names: list[str],
                  path: Path) -> None:
     plt = pyplot()
+    k, rows = images.shape[0], 1 + len(results)
+    fig, axes = plt.subplots(rows, k, figsize=(1.8 * k, 1.9 * rows), squeeze=False)
+    _draw_recons(axes, results, images, names)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _draw_recons(axes, results: dict[str, FitResult], images: torch.Tensor,
+                 names: list[str]) -> None:
+    """Row 0 the images, then one row per method (final reconstruction, PSNR in dB)."""
     rows = ["ground truth", *results]
     k = images.shape[0]
-    fig, axes = plt.subplots(len(rows), k, figsize=(1.8 * k, 1.9 * len(rows)), squeeze=False)
     for r, row in enumerate(rows):
         imgs = images if r == 0 else results[row].recon
         for i in range(k):
@@ -185,6 +216,3 @@ def _plot_recons(results: dict[str, FitResult], images: torch.Tensor, names: lis
                 ax.set_title(f"{results[row].psnr[-1][i]:.1f} dB", fontsize=7)
             if i == 0:
                 ax.set_ylabel(row, fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)

@@ -60,7 +60,7 @@ def run(cfg: dict, out: Path) -> dict:
     data = dict(data=f"embedded MNI MRI slices: the first {len(test_names)} test slices "
                 f"({', '.join(test_names)}) at {size}px; STRAINER-10 pretrained on the 10 "
                 "train slices; TransINR / IPC trained on the 69 embedded MNI slices of "
-                "`strainer_fast/data/mri_slices` (no slice within 5 mm of a test or "
+                "`strainer_fast/datasets/mri_slices` (no slice within 5 mm of a test or "
                 "validation slice)",
                 machine=common.machine(cfg), threads=torch.get_num_threads(), scale="reduced",
                 test=test_names, training=training,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .. import __version__
+from .._version import __version__
 from ..checkpoint import atomic_save, read_checkpoint_file
 from .base import GeneralizableINR
 from .ipc import IPC

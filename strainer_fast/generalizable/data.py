@@ -1,4 +1,4 @@
-"""The generalizable INRs' training set (69 MNI axial slices, ``data/mri_slices``) and its
+"""The generalizable INRs' training set (69 MNI axial slices, ``datasets/mri_slices``) and its
 augmentation."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ __all__ = ["slices_path", "load_slices", "augment"]
 
 def slices_path() -> Path:
     """``slices.npz`` of the embedded training slices (see the README next to it)."""
-    return Path(__file__).resolve().parents[1] / "data" / "mri_slices" / "slices.npz"
+    return Path(__file__).resolve().parents[1] / "datasets" / "mri_slices" / "slices.npz"
 
 
 def load_slices(size: int = 64) -> tuple[torch.Tensor, list[int]]:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from .. import __version__
+from .._version import __version__
 from ..cache import cache_dir
 from ..data import coord_grid, load_images, to_target, validation_split
 from ..metrics import psnr

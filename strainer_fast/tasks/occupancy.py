@@ -43,7 +43,7 @@ COMPARE_STEP = 150  # the paper's snapshot
 
 def chairs_dir() -> Path:
     """Folder of the 10 embedded CC0 chair meshes (OBJ) and their README.md."""
-    return Path(__file__).resolve().parent.parent / "data" / "chairs"
+    return Path(__file__).resolve().parent.parent / "datasets" / "chairs"
 
 
 def load_target(target: str, res: int) -> np.ndarray:
