@@ -126,11 +126,11 @@ def psnr(args) -> None:
     (RESULTS / "memory_psnr.json").write_text(json.dumps(out, indent=1))
 
 
-def report(args) -> None:
+def markdown(a: dict, b: dict) -> str:
+    """The two result tables: peak RSS per signal size (``a``: memory_rss.json) and PSNR at
+    equal wall time per points-per-step (``b``: memory_psnr.json)."""
     from strainer_fast import memory
 
-    a = json.loads((RESULTS / "memory_rss.json").read_text())
-    b = json.loads((RESULTS / "memory_psnr.json").read_text())
     m = a["machine"]
     lines = [f"Machine: {m['cpu']}, {m['threads']} threads, torch {m['torch']}; {m['note']}.",
              f"Network: SIREN width {a['net']['width']}, {a['net']['layers']} layers; image: "
@@ -160,8 +160,15 @@ def report(args) -> None:
         at = r["at_budget"]
         lines.append(f"| {pts} | {at['step']} | {at['wall_s']:.1f} | {r['cpu_s']:.0f} | "
                      f"{at['psnr']:.2f} |")
-    (RESULTS / "memory.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    return "\n".join(lines) + "\n"
+
+
+def report(args) -> None:
+    a = json.loads((RESULTS / "memory_rss.json").read_text())
+    b = json.loads((RESULTS / "memory_psnr.json").read_text())
+    md = markdown(a, b)
+    (RESULTS / "memory.md").write_text(md)
+    print(md, end="")
     import matplotlib
 
     matplotlib.use("Agg")

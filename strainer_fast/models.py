@@ -46,14 +46,17 @@ class Encoder:
 
     @property
     def width(self) -> int:
+        """Hidden width: the output size of the last shared layer."""
         return self.layers[-1][0].shape[0]
 
     @property
     def shared(self) -> int:
+        """Number of shared (encoder) layers."""
         return len(self.layers)
 
     @property
     def in_features(self) -> int:
+        """Coordinate dimension: 2 for images, 3 for occupancy."""
         return self.layers[0][0].shape[-1]
 
     def architecture(self) -> dict:
@@ -158,7 +161,10 @@ class Strainer(nn.Module):
     forward; the decoders run as one ``batched_sine_mlp`` call on the shared features
     (parameters [signals, out, in]). With ``shared=0`` this is ``signals`` independent
     SIRENs evaluated in one batched call. ``weight_scale``: alpha of weight scaling (module
-    doc) for the encoder and every decoder layer but the last.
+    doc) for the encoder and every decoder layer but the last. ``layers`` counts every layer
+    (sine layers + the linear last one); ``seed`` fixes the SIREN init draw.
+
+    Example: ``Strainer(10, width=64, layers=4, shared=3)(coords)``: coords [N, 2] -> [10, N, 1].
     """
 
     def __init__(
@@ -215,6 +221,7 @@ class Strainer(nn.Module):
 
     @property
     def signals(self) -> int:
+        """Number of decoders (one per pretraining signal)."""
         return self.dec_w[0].shape[0]
 
     def encoder_layers(self) -> Layers:
@@ -233,6 +240,7 @@ class Strainer(nn.Module):
         return self.encoder_layers() + dec
 
     def forward(self, coords: torch.Tensor) -> torch.Tensor:
+        """Coordinates [N, in_features] in [-1, 1] -> outputs [signals, N, out_features]."""
         w0 = self.config["w0"]
         h = coords
         if len(self.enc_w):

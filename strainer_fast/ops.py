@@ -43,10 +43,16 @@ def sine_mlp(
     backend: str = "auto",
     precision: str = "exact",
 ) -> torch.Tensor:
-    """One sine MLP shared by all points.
+    """One sine MLP shared by all points: ``h = sin(omega_l * (W_l h + b_l))`` per layer.
 
     x: [N, in]; weights[l]: [out_l, in_l]; biases[l]: [out_l]; omegas: one float per layer
-    (or one float for all). Returns [N, out].
+    (or one float for all, e.g. 30.0). ``last_linear``: the last layer has no sine. Returns
+    [N, out]. Differentiable in ``x``, every weight and every bias (first order).
+    ``backend``: "auto" (the compiled kernel for ``x``'s device, else the reference with a
+    one-time warning), "cpu", "cuda" or "reference" (plain PyTorch, also higher-order
+    gradients); ``precision``: "exact", "tf32" (CUDA) or "bf16" (float32 tensors).
+
+    Example: ``y = sine_mlp(x, [w1, w2], [b1, b2], 30.0, last_linear=True)``.
     """
     weights, biases = list(weights), list(biases)
     omegas = _check(x, weights, biases, omegas, batched=False, precision=precision)
@@ -71,7 +77,11 @@ def batched_sine_mlp(
     """S independent sine MLPs of one shape (e.g. per-signal decoders).
 
     x: [N, in] shared by all S networks (never copied S times) or [S, N, in];
-    weights[l]: [S, out_l, in_l]; biases[l]: [S, out_l]. Returns [S, N, out].
+    weights[l]: [S, out_l, in_l]; biases[l]: [S, out_l]; ``omegas`` and ``last_linear``
+    (default True here) as in ``sine_mlp``. Returns [S, N, out]. ``backend`` and
+    ``precision`` as in ``sine_mlp``.
+
+    Example: ``y = batched_sine_mlp(feats, [w], [b], 30.0)  # w [S, 1, 256] -> [S, N, 1]``.
     """
     weights, biases = list(weights), list(biases)
     omegas = _check(x, weights, biases, omegas, batched=True, precision=precision)

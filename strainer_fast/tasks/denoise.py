@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -58,7 +59,7 @@ def add_noise(images: torch.Tensor, spec: str, seed: int = 0) -> torch.Tensor:
 def denoise(noisy: torch.Tensor, init: str | Encoder = "siren", *,
             clean: torch.Tensor | None = None, steps: int = 300, lr: float = 1e-4,
             log_every: int = 5, transfer_lr: tuple[float, float] = (0.03, 10.0),
-            **kwargs) -> FitResult:
+            **kwargs: Any) -> FitResult:
     """Fits noisy images [K, H, W, C] from ``init`` ("siren" or a pretrained ``Encoder``);
     PSNR / SSIM against ``clean`` (default: the noisy images). ``transfer_lr``: the
     STRAINER init's encoder / decoder learning-rate multipliers (ignored for SIREN);

@@ -10,6 +10,7 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -53,7 +54,7 @@ def area_operator(height: int, width: int, scale: int):
 def superres(observed: torch.Tensor, scale: int, init: str | Encoder = "siren", *,
              reference: torch.Tensor | None = None, steps: int = 300, lr: float = 1e-4,
              log_every: int = 10, transfer_lr: tuple[float, float] = (0.03, 10.0),
-             **kwargs) -> FitResult:
+             **kwargs: Any) -> FitResult:
     """Fits observations [K, h, w, C] in [0, 1] at (h*scale, w*scale) through the area
     average, from ``init`` ("siren" or a pretrained ``Encoder``). ``reference``
     [K, H, W, C]: the ground truth for PSNR / SSIM. ``transfer_lr``: the STRAINER init's
