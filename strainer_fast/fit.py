@@ -12,6 +12,10 @@ the result equals K separate ``fit`` runs. Inits:
 - an ``Encoder`` (or ``"strainer"`` with its layers): the pretrained encoder layers + a
   fresh decoder seeded ``seed + k`` (``weight_scale`` scales the fresh decoder's layers
   but its last: none when the decoder is one layer, as with ``shared = layers - 1``).
+
+``value_range`` (``value_range``): the range the pixels are mapped to for training; an
+``Encoder`` pretrained under another range is refused, unset (None) takes the encoder's.
+PSNR is on [0, 1] pixels either way.
 """
 
 from __future__ import annotations
@@ -22,12 +26,13 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .data import coord_grid, from_output
+from .data import coord_grid
 from .memory import check_fits
 from .metrics import psnr, ssim
 from .models import Encoder, Layers, Strainer, init_layers, layer_sizes, resolve_device
 from .train import Callback, Checkpointer, Stabilize, Trainer, image_mse, train
 from .train.objectives import render
+from .value_range import ValueRange, for_encoder
 
 __all__ = ["INITS", "FitResult", "fit", "fit_many", "siren_ft_init", "initial_model",
            "resolve_net"]
@@ -131,8 +136,9 @@ class _Curves(Callback):
     key = "curves"
 
     def __init__(self, result: FitResult, render: torch.Tensor, size: tuple[int, int],
-                 reference: torch.Tensor | None) -> None:
+                 reference: torch.Tensor | None, value_range: ValueRange) -> None:
         self.result, self.render, self.size, self.reference = result, render, size, reference
+        self.value_range = value_range
         self.mse: torch.Tensor | None = None
 
     def begin(self, t: Trainer) -> None:
@@ -146,7 +152,7 @@ class _Curves(Callback):
     def log(self, t: Trainer) -> None:
         r = self.result
         with torch.no_grad():
-            recon = from_output(render(t.model, self.render), *self.size)
+            recon = self.value_range.to_pixels(render(t.model, self.render), *self.size)
         r.step.append(t.step)
         r.wall_s.append(t.wall)
         if self.reference is not None:
@@ -155,8 +161,7 @@ class _Curves(Callback):
         r.recon = recon.cpu()
 
     def end(self, t: Trainer) -> None:
-        # MSE on [-1, 1] values is 4x the MSE on [0, 1] pixels.
-        self.result.train_psnr = (10 * torch.log10(4 / self.mse)).tolist()
+        self.result.train_psnr = self.value_range.psnr(self.mse).tolist()
 
     def state_dict(self) -> dict:
         r = self.result
@@ -196,6 +201,7 @@ def fit_many(
     transfer_lr: tuple[float, float] = (1.0, 1.0),
     callbacks: Sequence[Callback] = (),
     points: int | None = None,
+    value_range: str | ValueRange | None = None,
 ) -> FitResult:
     """Fits K images [K, H, W, C] in [0, 1] with K independent networks at once.
 
@@ -223,12 +229,19 @@ def fit_many(
     bounded by ``points``, not by H x W; not with an ``operator``); None: the full grid. A
     configuration that cannot fit in memory raises ``memory.WontFit`` before anything is
     allocated; metrics and ``recon`` are rendered in chunks either way.
+
+    ``value_range``: "signed" ([-1, 1]) or "unit" ([0, 1]) targets (``value_range``);
+    None: the ``Encoder``'s, else the default; one that differs from the ``Encoder``'s is a
+    ValueError. PSNR / SSIM / ``train_psnr`` are on [0, 1] pixels either way.
     """
     if images.dim() != 4:
         raise ValueError(f"images must be [K, H, W, C], got shape {tuple(images.shape)}")
     if log_every < 0:
         raise ValueError(f"log_every must be >= 0, got {log_every}")
     dev = resolve_device(device)
+    encoder = next((e for e in (init, init_weights) if isinstance(e, Encoder)), None)
+    vr = for_encoder(value_range) if encoder is None else for_encoder(
+        value_range, encoder.value_range, f"encoder {encoder.meta.get('path', '(in memory)')}")
     name, weights, net = resolve_net(init, init_weights, width, layers, w0)
     h, w = render_size or images.shape[1:3]
     k = images.shape[0]
@@ -244,15 +257,16 @@ def fit_many(
         reference = images
     reference = None if reference is None else reference.to(dev, torch.float32)
     result = FitResult(model=model)
-    cbs = [_Curves(result, coord_grid(h, w).to(dev), (h, w), reference), Stabilize(stabilize),
+    cbs = [_Curves(result, coord_grid(h, w).to(dev), (h, w), reference, vr),
+           Stabilize(stabilize),
            *callbacks]
     if checkpoint is not None:
         cbs.append(checkpoint)
     gen = None if points is None else torch.Generator().manual_seed(seed)
     train(model, image_mse(model, images, operator=operator, render_size=(h, w), points=points,
-                           generator=gen), steps,
+                           generator=gen, value_range=vr), steps,
           optimizer=opt, callbacks=cbs, log_every=log_every or steps, progress=progress,
-          desc=desc or f"fit {name}", generator=gen)
+          desc=desc or f"fit {name}", generator=gen, value_range=vr)
     return result
 
 
