@@ -19,9 +19,10 @@ Methods (same network: 2 -> sine layers of ``--width`` -> 1, w0 30; Adam; full g
   differs from the row above).
 
 Targets: 30 dB, 40 dB and the eager SIREN's PSNR at step ``--steps``. PSNR per step is the
-training loss's (full grid, before clamping; mean over the fitted slices). The baseline runs
-``--steps`` steps; every other method until it has reached the highest target or for
-``--cap`` steps (default ``--steps``).
+training loss's (full grid, before clamping; mean over the fitted slices), on [0, 1] pixels
+whatever the ``--value-range`` of the targets (every row of the JSON names its range). The
+baseline runs ``--steps`` steps; every other method until it has reached the highest target
+or for ``--cap`` steps (default ``--steps``).
 
     python benchmarks/bench_time_to_quality.py [--slices 1] [--width 64]
 
@@ -47,6 +48,7 @@ from strainer_fast import ops
 from strainer_fast.data import default_split, load_images
 from strainer_fast.fit import initial_model
 from strainer_fast.pretrain import pretrain
+from strainer_fast.value_range import DEFAULT_VALUE_RANGE, VALUE_RANGES, resolve
 from ttq import first_reach, fit_until
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -79,6 +81,8 @@ def main() -> None:
                     help="steps of every other method at most (0: --steps)")
     ap.add_argument("--pretrain-steps", type=int, default=1000)
     ap.add_argument("--lr", type=float, default=1e-4)
+    ap.add_argument("--value-range", choices=VALUE_RANGES, default=DEFAULT_VALUE_RANGE,
+                    help="targets: signed = pixels mapped to [-1, 1], unit = [0, 1] as loaded")
     ap.add_argument("--alpha", type=float, default=None, help="default: the tuned alpha")
     ap.add_argument("--wait-alpha", type=float, default=0,
                     help="seconds to wait for the tuned alpha after the alpha-free methods")
@@ -97,7 +101,8 @@ def main() -> None:
 
     def run(name: str, model: torch.nn.Module, stop: float | None, lr: float = args.lr) -> None:
         steps = args.steps if name == EAGER else (args.cap or args.steps)
-        runs[name] = fit_until(model, test, max_steps=steps, lr=lr, stop_psnr=stop)
+        runs[name] = fit_until(model, test, max_steps=steps, lr=lr, stop_psnr=stop,
+                               value_range=args.value_range)
         c = runs[name]
         print(f"{name}: {c['steps']} steps, {c['wall_s'][-1]:.1f} s, "
               f"{c['psnr'][-1]:.2f} dB", flush=True)
@@ -119,7 +124,7 @@ def main() -> None:
     def strainer(name: str, a: float) -> None:
         t0 = time.perf_counter()
         enc = pretrain(train, steps=args.pretrain_steps, lr=args.lr, weight_scale=a,
-                       progress=False, **arch).encoder()
+                       progress=False, value_range=args.value_range, **arch).encoder()
         pretrain_s[name] = time.perf_counter() - t0
         print(f"{name}: pretraining {pretrain_s[name]:.1f} s", flush=True)
         run(name, initial_model(enc, k, channels), stop)
@@ -165,7 +170,8 @@ def main() -> None:
         targets=targets,
         pretrain_wall_s=pretrain_s,
         table=table,
-        runs={n: dict(steps=c["steps"], cpu_s=c["cpu_s"], wall_s=c["wall_s"][-1],
+        runs={n: dict(value_range=c["value_range"], steps=c["steps"], cpu_s=c["cpu_s"],
+                      wall_s=c["wall_s"][-1],
                       step_ms=1e3 * c["wall_s"][-1] / c["steps"],
                       psnr=[round(p, 3) for p in c["psnr"]],
                       wall=[round(w, 3) for w in c["wall_s"]]) for n, c in runs.items()},
@@ -188,9 +194,9 @@ def markdown(r: dict) -> str:
              f"width {s['width']}, {s['layers']} layers; Adam lr {s['lr']:g}; alpha "
              f"{s['alpha']:g} (from tune_weight_scale.json: see its `source`); STRAINER pretraining {s['pretrain_steps']} "
              f"steps on the 10 train slices.", "",
-             "| method | ms/step | " + " | ".join(f"to {t}: steps / wall s / vs eager"
-                                                  for t in r["targets"]) + " |",
-             "| --- | ---: | " + " | ".join("---:" for _ in r["targets"]) + " |"]
+             "| method | value range | ms/step | " + " | ".join(
+                 f"to {t}: steps / wall s / vs eager" for t in r["targets"]) + " |",
+             "| --- | --- | ---: | " + " | ".join("---:" for _ in r["targets"]) + " |"]
     for name, row in r["table"].items():
         cells = []
         for t in r["targets"]:
@@ -206,7 +212,9 @@ def markdown(r: dict) -> str:
                              f"{hit['speedup_vs_eager_with_pretraining']:.1f}x with all "
                              "pretraining)")
             cells.append(cell)
-        lines.append(f"| {name} | {r['runs'][name]['step_ms']:.0f} | " + " | ".join(cells) + " |")
+        run = r["runs"][name]
+        lines.append(f"| {name} | {resolve(run['value_range'])} | {run['step_ms']:.0f} | "
+                     + " | ".join(cells) + " |")
     for name, sec in r["pretrain_wall_s"].items():
         lines.append("")
         lines.append(f"{name} pretraining: {sec:.1f} s wall (amortised over "

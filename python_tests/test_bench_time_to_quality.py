@@ -43,6 +43,7 @@ def test_tuning_parts_and_time_to_quality_at_toy_size(tmp_path):
     assert result["settings"]["recipe"] == recipe
     names = set(result["runs"])
     assert {"eager SIREN (paper-style)", "SIREN (fused exact)", "STRAINER-10"} <= names
+    assert all(run["value_range"] == "signed" for run in result["runs"].values())  # the default
     if (recipe["alpha"], recipe["lr"]) != (tuned["chosen_alpha"], 1e-4):
         assert any(n.endswith("(validation recipe)") for n in names)
     assert out.with_suffix(".png").exists() and "| method |" in out.with_suffix(".md").read_text()

@@ -6,6 +6,9 @@ under the other one, and the --value-range flag through the CLI into the saved c
 from __future__ import annotations
 
 import json
+import sys
+import tomllib
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -222,3 +225,30 @@ def test_cli_flag_into_the_saved_config_and_encoder(folder, tmp_path, capsys):
     assert json.loads((tmp_path / "dn" / "config.json").read_text())["config"][
         "value_range"] == "unit"
 
+
+def test_paper_preset_uses_the_authors_range():
+    prereg = tomllib.loads((Path(__file__).resolve().parents[1] / "benchmarks" / "repro"
+                            / "preregistration.toml").read_text())
+    assert prereg["presets"]["paper"]["value_range"] == "unit"
+    assert all(p["value_range"] in VALUE_RANGES for p in prereg["presets"].values())
+
+
+def test_time_to_quality_loop_takes_the_range():
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    try:
+        from ttq import fit_until
+    finally:
+        sys.path.pop(0)
+    image = smooth()
+    grid = coord_grid(10, 10)
+    curves = {}
+    for vr in VALUE_RANGES:
+        model = initial_model("siren", 1, 1, width=16, layers=3)
+        with torch.no_grad():
+            out = model(grid)
+        curves[vr] = fit_until(model, image, max_steps=3, lr=1e-3, value_range=vr)
+        assert curves[vr]["value_range"] == vr
+        r = resolve(vr)  # step 1: the init's loss, as PSNR of the unclamped pixels
+        unclamped = ((out - r.low) / r.width).reshape(1, 10, 10, 1)
+        assert curves[vr]["psnr"][0] == pytest.approx(float(psnr(unclamped, image)), abs=1e-3)
+    assert curves["signed"]["psnr"] != curves["unit"]["psnr"]
