@@ -21,9 +21,10 @@ Methods (same network: 2 -> sine layers of ``--width`` -> 1, w0 30; Adam; full g
   These rows run ``--recipe-steps`` steps without early stop, so drops after step 100 show.
 
 Targets: 30 dB, 40 dB and the eager SIREN's PSNR at step ``--steps``. PSNR per step is the
-training loss's (full grid, before clamping; mean over the fitted slices; targets in [-1, 1],
-PSNR on [0, 1] pixels). The baseline runs ``--steps`` steps; every other method until it has
-reached the highest target or for ``--cap`` steps (default ``--steps``), but the recipe rows.
+training loss's (full grid, before clamping; mean over the fitted slices), on [0, 1] pixels
+whatever the ``--value-range`` of the targets (every row of the JSON names its range). The
+baseline runs ``--steps`` steps; every other method until it has reached the highest target
+or for ``--cap`` steps (default ``--steps``), but the recipe rows.
 Every library method returns its best iterate (``train.KeepBest``, per slice, its cost in the
 wall time); the eager baseline its last, as the authors' library does. Per method the JSON
 records drops > 1 dB (``stability.drop_stats`` of the per-slice curves) from step 0 and after
@@ -54,6 +55,7 @@ from strainer_fast.data import default_split, load_images
 from strainer_fast.fit import initial_model
 from strainer_fast.pretrain import pretrain
 from strainer_fast.stability import STABILIZE
+from strainer_fast.value_range import DEFAULT_VALUE_RANGE, VALUE_RANGES, resolve
 from ttq import DROP_START, first_reach, fit_until
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -104,6 +106,8 @@ def main() -> None:
                     help="steps of every other method at most (0: --steps)")
     ap.add_argument("--pretrain-steps", type=int, default=1000)
     ap.add_argument("--lr", type=float, default=1e-4)
+    ap.add_argument("--value-range", choices=VALUE_RANGES, default=DEFAULT_VALUE_RANGE,
+                    help="targets: signed = pixels mapped to [-1, 1], unit = [0, 1] as loaded")
     ap.add_argument("--alpha", type=float, default=None, help="default: the tuned alpha")
     ap.add_argument("--wait-alpha", type=float, default=0,
                     help="seconds to wait for the tuned alpha after the alpha-free methods")
@@ -135,7 +139,8 @@ def main() -> None:
         steps = steps or (args.steps if name == EAGER else (args.cap or args.steps))
         keep = "last" if name == EAGER else "best"
         runs[name] = dict(fit_until(model, test, max_steps=steps, lr=lr, stop_psnr=stop,
-                                    stabilize=stabilize, keep=keep),
+                                    stabilize=stabilize, keep=keep,
+                                    value_range=args.value_range),
                           lr=lr, stabilize=stabilize, keep=keep, early_stop=stop is not None)
         c = runs[name]
         print(f"{name}: {c['steps']} steps, {c['wall_s'][-1]:.1f} s, {c['psnr'][-1]:.2f} dB; "
@@ -160,7 +165,7 @@ def main() -> None:
     def strainer(name: str, a: float):
         t0 = time.perf_counter()
         enc = pretrain(train, steps=args.pretrain_steps, lr=args.lr, weight_scale=a,
-                       progress=False, **arch).encoder()
+                       progress=False, value_range=args.value_range, **arch).encoder()
         pretrain_s[name] = time.perf_counter() - t0
         print(f"{name}: pretraining {pretrain_s[name]:.1f} s", flush=True)
         pretrained[name] = name
@@ -217,8 +222,8 @@ def main() -> None:
                        if k not in ("out", "tuned", "stabilizer_json")},
                       alpha=alpha, recipe=recipe, stabilizers=stab, slices=names,
                       amortised_over=n_test, drop_start=DROP_START,
-                      values="targets in [-1, 1]; PSNR on [0, 1] pixels, 10 log10(4 / MSE "
-                             "on [-1, 1]), before clamping"),
+                      values=f"targets in {resolve(args.value_range)}; PSNR on [0, 1] pixels "
+                             "of the training MSE, before clamping"),
         targets=targets,
         pretrain_wall_s=pretrain_s,
         pretrained_with=pretrained,
@@ -235,15 +240,16 @@ def main() -> None:
 
 
 def run_record(c: dict) -> dict:
-    """A method's JSON record: steps, times, mean curve, the returned weights' PSNR vs the
-    curve's best, drops > 1 dB from step 0 and after ``DROP_START``."""
+    """A method's JSON record: value range, steps, times, mean curve, the returned weights'
+    PSNR vs the curve's best, drops > 1 dB from step 0 and after ``DROP_START``."""
 
     def drops(d: dict) -> dict:
         return dict(count=sum(d["count"]), per_slice=d["count"], max_depth_db=d["max_depth_db"],
                     depths_db=[round(v, 3) for v in d["depths_db"]])
 
     returned, best = c["returned_psnr"], c["best_psnr"]
-    return dict(steps=c["steps"], cpu_s=c["cpu_s"], wall_s=c["wall_s"][-1],
+    return dict(value_range=c["value_range"], steps=c["steps"], cpu_s=c["cpu_s"],
+                wall_s=c["wall_s"][-1],
                 step_ms=1e3 * c["wall_s"][-1] / c["steps"], lr=c["lr"],
                 stabilize=c["stabilize"], keep=c["keep"], early_stop=c["early_stop"],
                 returned_psnr=returned, returned_step=c["returned_step"], best_psnr=best,
@@ -264,11 +270,12 @@ def markdown(r: dict) -> str:
              f"width {s['width']}, {s['layers']} layers; Adam lr {s['lr']:g}; alpha "
              f"{s['alpha']:g} (from tune_weight_scale.json: see its `source`); STRAINER pretraining {s['pretrain_steps']} "
              f"steps on the 10 train slices.", "",
-             "| method | ms/step | " + " | ".join(f"to {t}: steps / wall s / vs eager"
-                                                  for t in r["targets"])
+             "| method | value range | ms/step | " + " | ".join(
+                 f"to {t}: steps / wall s / vs eager" for t in r["targets"])
              + f" | drops > 1 dB after step {s['drop_start']}: n / max dB | returned - best "
                "(dB, worst slice) |",
-             "| --- | ---: | " + " | ".join("---:" for _ in r["targets"]) + " | ---: | ---: |"]
+             "| --- | --- | ---: | " + " | ".join("---:" for _ in r["targets"])
+             + " | ---: | ---: |"]
     for name, row in r["table"].items():
         cells = []
         for t in r["targets"]:
@@ -288,7 +295,8 @@ def markdown(r: dict) -> str:
         late = run["drops_after"]
         cells += [f"{late['count']} / {late['max_depth_db']:.1f}",
                   f"{run['returned_minus_best_db']:+.2f}"]
-        lines.append(f"| {name} | {run['step_ms']:.0f} | " + " | ".join(cells) + " |")
+        lines.append(f"| {name} | {resolve(run['value_range'])} | {run['step_ms']:.0f} | "
+                     + " | ".join(cells) + " |")
     for name, sec in r["pretrain_wall_s"].items():
         lines.append("")
         lines.append(f"{name} pretraining: {sec:.1f} s wall (amortised over "

@@ -46,6 +46,7 @@ def test_tuning_parts_and_time_to_quality_at_toy_size(tmp_path):
     assert result["settings"]["recipe"] == recipe
     runs = result["runs"]
     assert {"eager SIREN (paper-style)", "SIREN (fused exact)", "STRAINER-10"} <= set(runs)
+    assert all(run["value_range"] == "signed" for run in runs.values())  # the default
     plain = f"SIREN alpha={recipe['alpha']:g} lr={recipe['lr']:g} (validation recipe)"
     strainer = f"STRAINER-10 lr={recipe['lr']:g}"
     for name, mode in ((plain, "off"), (plain + " + cosine", "cosine"), (strainer, "off"),

@@ -17,6 +17,7 @@ from strainer_fast.models import Strainer
 from strainer_fast.tasks.superres import area_operator, downsample
 from strainer_fast.train import Callback, Checkpointer, KeepBest
 from strainer_fast.train.objectives import render
+from strainer_fast.value_range import VALUE_RANGES
 
 NET = dict(width=16, layers=3, device="cpu", progress=False)
 STEPS = 20
@@ -88,10 +89,11 @@ def test_inverse_problem_chooses_by_the_data_term_not_the_reference():
     assert r.best_step[0] > STEPS // 2 and r.psnr[-1][0] < r.psnr[0][0] - 10
 
 
-def test_points_choose_among_log_points_by_the_full_grid_loss():
+@pytest.mark.parametrize("value_range", VALUE_RANGES)
+def test_points_choose_among_log_points_by_the_full_grid_loss(value_range):
     images = _images()
     full_loss: dict[int, torch.Tensor] = {}
-    target = to_target(images)
+    target = to_target(images, value_range)  # the loss on the run's own targets
 
     class FullGrid(Callback):
         def log(self, t):
@@ -99,7 +101,7 @@ def test_points_choose_among_log_points_by_the_full_grid_loss():
             full_loss.setdefault(t.step, ((out - target) ** 2).mean(dim=(1, 2)))
 
     r = fit_many(images, "siren", steps=STEPS, lr=1e-3, log_every=5, points=40,
-                 callbacks=[Spoil(at=STEPS), FullGrid()], **NET)
+                 callbacks=[Spoil(at=STEPS), FullGrid()], value_range=value_range, **NET)
     steps = sorted(full_loss)
     losses = torch.stack([full_loss[s] for s in steps])
     assert r.best_step == [steps[i] for i in losses.argmin(0).tolist()]

@@ -4,7 +4,10 @@ Layout (a plain dict, loadable with ``torch.load(weights_only=True)``)::
 
     {"format": "strainer_fast/1", "config": {width, layers, shared, w0, in_features,
      out_features}, "weights": [w_0, ...], "biases": [b_0, ...],
-     "meta": {version, signals, steps, seed, ...}}
+     "meta": {version, signals, steps, seed, value_range, ...}}
+
+``meta["value_range"]``: the range of the targets it was pretrained on (``value_range``);
+checkpoints written before it existed lack it and load as ``LEGACY_VALUE_RANGE``.
 
 Encoder layers are stored as [out, in], decoder layers as [S, out, in].
 """
@@ -19,6 +22,7 @@ import torch
 
 from ._version import __version__
 from .models import Encoder, Strainer
+from .value_range import recorded
 
 __all__ = ["save_checkpoint", "load_checkpoint", "load_strainer", "load_encoder", "atomic_save",
            "read_checkpoint_file", "FORMAT"]
@@ -99,8 +103,13 @@ def load_checkpoint(path: str | Path, expect: dict | None = None) -> dict:
 
 def load_strainer(path: str | Path, expect: dict | None = None, *, backend: str = "auto",
                   precision: str = "exact") -> Strainer:
-    """Rebuilds the saved ``Strainer`` (see ``load_checkpoint`` for ``expect``)."""
-    return _strainer(load_checkpoint(path, expect), path, backend, precision)
+    """Rebuilds the saved ``Strainer`` (see ``load_checkpoint`` for ``expect``), with its
+    ``value_range`` from the metadata."""
+    data = load_checkpoint(path, expect)
+    model = _strainer(data, path, backend, precision)
+    meta = data["meta"] if isinstance(data.get("meta"), dict) else {}
+    model.value_range = recorded(meta)
+    return model
 
 
 def _strainer(data: dict, path: str | Path, backend: str, precision: str) -> Strainer:
@@ -116,7 +125,8 @@ def _strainer(data: dict, path: str | Path, backend: str, precision: str) -> Str
 
 def load_encoder(path: str | Path, expect: dict | None = None) -> Encoder:
     """The encoder of a STRAINER checkpoint (see ``load_checkpoint`` for ``expect``), with
-    its architecture and the checkpoint's metadata (``size``, ``signals``, ...)."""
+    its architecture and the checkpoint's metadata (``size``, ``signals``, ``value_range``,
+    ...)."""
     data = load_checkpoint(path, expect)
     model = _strainer(data, path, "auto", "exact")
     if model.config["shared"] < 1:

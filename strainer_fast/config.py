@@ -24,6 +24,7 @@ import torch
 from ._version import __version__
 from .models import resolve_device
 from .stability import STABILIZE
+from .value_range import DEFAULT_VALUE_RANGE, VALUE_RANGES
 
 __all__ = ["opt", "Runtime", "NetConfig", "ModelConfig", "PretrainConfig", "FitConfig",
            "PretrainJob", "FitJob", "CompareJob", "GeneralizableJob", "DemoJob",
@@ -98,6 +99,21 @@ class FitConfig:
     keep: str = opt("best", KEEP_HELP, choices=("best", "last"))
 
 
+VALUE_RANGE_HELP = ("range the pixels are mapped to for training: signed = [-1, 1] (SIREN's), "
+                    "unit = [0, 1] as loaded (the STRAINER authors'); PSNR is on [0, 1] pixels "
+                    "either way")
+
+
+def _value_range(from_encoder: bool = False) -> Any:
+    """The ``--value-range`` field (``value_range``). The default, signed, is the library's
+    behaviour before the setting existed, not yet chosen on validation images. With
+    ``from_encoder``, unset (None) takes the given encoder's range."""
+    if from_encoder:
+        return opt(None, f"{VALUE_RANGE_HELP} (default: the encoder's, else "
+                   f"{DEFAULT_VALUE_RANGE})", choices=VALUE_RANGES)
+    return opt(DEFAULT_VALUE_RANGE, VALUE_RANGE_HELP, choices=VALUE_RANGES)
+
+
 def _pretrain_part(**kw: Any) -> Any:
     """The pretraining schedule inside a fitting job: flags --pretrain-steps, --pretrain-lr."""
     return field(default_factory=lambda: PretrainConfig(**kw), metadata={"prefix": "pretrain-"})
@@ -116,6 +132,7 @@ class PretrainJob:
     out: str = opt(None, "checkpoint file to write (.pt)", required=True)
     size: int = opt(178, "image side after crop/resize (px)", min=1)
     gray: bool = opt(False, "convert colour images to grayscale")
+    value_range: str = _value_range()
     model: ModelConfig = _part(ModelConfig, width=256, layers=6, shared=5, w0=30.0)
     weight_scale: float = opt(1.0, "weight scaling of the initial draw: every weight but the "
                               "decoders' last layer times ALPHA (Yeom et al. 2025; 1 = SIREN "
@@ -153,6 +170,7 @@ class FitJob:
     size: int | None = opt(None, "image side after crop/resize (px; default: the encoder's "
                            "pretraining size, else 178)", min=1)
     gray: bool = opt(False, "convert colour images to grayscale")
+    value_range: str | None = _value_range(from_encoder=True)
     model: NetConfig = _part(NetConfig)
     weight_scale: float = opt(1.0, "weight scaling of the random layers (--init siren; a "
                               "STRAINER's fresh decoder layers but the last): every weight but "
@@ -177,6 +195,7 @@ class CompareJob:
                        "meta-reptile, strainer-N, transinr, transinr-tto, ipc, ipc-tto")
     size: int = opt(178, "image side after crop/resize (px)", min=1)
     gray: bool = opt(False, "convert colour images to grayscale")
+    value_range: str = _value_range()
     model: ModelConfig = _part(ModelConfig, width=256, layers=6, shared=5, w0=30.0)
     pretrain: PretrainConfig = _pretrain_part(steps=5000)
     fit: FitConfig = _part(FitConfig, steps=2000, log_every=100)
@@ -195,6 +214,7 @@ class GeneralizableJob:
     kind: str = opt(None, "model", required=True, choices=("transinr", "ipc"))
     out: str = opt(None, "checkpoint file to write (.pt)", required=True)
     size: int = opt(32, "image side (px)", min=1)
+    value_range: str = _value_range()
     model: NetConfig = _part(NetConfig, width=64, layers=6, w0=30.0)
     dim: int = opt(128, "transformer width", min=1)
     depth: int = opt(4, "transformer blocks", min=1)
@@ -217,6 +237,7 @@ class DemoJob:
 
     out: str = opt("strainer_demo", "output folder")
     size: int | None = opt(None, "image side (px; default: the device's preset)", min=1)
+    value_range: str = _value_range()
     model: ModelConfig = _part(ModelConfig)
     pretrain: PretrainConfig = _pretrain_part()
     fit: FitConfig = _part(FitConfig)
@@ -235,6 +256,7 @@ class ImageTaskJob:
                               "MRI train split, cached); its architecture is used unless set")
     size: int | None = opt(None, "(full-resolution) image side in px (CPU default 64)", min=1)
     gray: bool = opt(False, "convert colour images to grayscale")
+    value_range: str | None = _value_range(from_encoder=True)
     model: ModelConfig = _part(ModelConfig)
     pretrain: PretrainConfig = _pretrain_part()
     fit: FitConfig = _part(FitConfig)

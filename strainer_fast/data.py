@@ -1,7 +1,8 @@
 """Image loading, coordinate grids and the embedded MRI data.
 
 Images are tensors [H, W, C] (a batch: [S, H, W, C]) of float32 pixel values in [0, 1];
-networks are trained on values scaled to [-1, 1] at coordinates in [-1, 1].
+networks are trained at coordinates in [-1, 1] on the pixels mapped to a value range
+(``value_range``: [-1, 1] by default, or [0, 1]).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError
 
 from . import distributed
+from .value_range import DEFAULT_VALUE_RANGE, ValueRange, resolve
 
 __all__ = ["IMAGE_SUFFIXES", "MAX_PIXELS", "load_image", "load_images", "list_images", "coord_grid",
            "to_target", "from_output", "mri_dir", "default_split", "validation_split",
@@ -154,15 +156,17 @@ def coord_grid(height: int, width: int) -> torch.Tensor:
     return torch.stack(torch.meshgrid(rows, cols, indexing="ij"), -1).reshape(-1, 2)
 
 
-def to_target(images: torch.Tensor) -> torch.Tensor:
-    """[S, H, W, C] in [0, 1] -> training targets [S, H * W, C] in [-1, 1]."""
-    s, h, w, c = images.shape
-    return (images * 2 - 1).reshape(s, h * w, c)
+def to_target(images: torch.Tensor, value_range: str | ValueRange = DEFAULT_VALUE_RANGE
+              ) -> torch.Tensor:
+    """[S, H, W, C] in [0, 1] -> training targets [S, H * W, C] in ``value_range``."""
+    return resolve(value_range).to_target(images)
 
 
-def from_output(out: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    """Network output [S, H * W, C] in [-1, 1] -> images [S, H, W, C] clamped to [0, 1]."""
-    return ((out + 1) / 2).clamp(0, 1).reshape(out.shape[0], height, width, out.shape[-1])
+def from_output(out: torch.Tensor, height: int, width: int,
+                value_range: str | ValueRange = DEFAULT_VALUE_RANGE) -> torch.Tensor:
+    """Network output [S, H * W, C] in ``value_range`` -> images [S, H, W, C] clamped to
+    [0, 1]."""
+    return resolve(value_range).to_pixels(out, height, width)
 
 
 def mri_dir() -> Path:

@@ -17,6 +17,10 @@ A fit returns, per network, the iterate with the lowest training loss (``keep="b
 the default; ``train.KeepBest``): the loss of the objective it trains on (an inverse
 problem's data term, never the ``reference``), every step on the full grid, at the log
 points on the full grid with point batches. ``keep="last"``: the last iterate.
+
+``value_range`` (``value_range``): the range the pixels are mapped to for training; an
+``Encoder`` pretrained under another range is refused, unset (None) takes the encoder's.
+PSNR is on [0, 1] pixels either way.
 """
 
 from __future__ import annotations
@@ -27,12 +31,13 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .data import coord_grid, from_output, to_target
+from .data import coord_grid
 from .memory import check_fits
 from .metrics import psnr, ssim
 from .models import Encoder, Layers, Strainer, init_layers, layer_sizes, resolve_device
 from .train import Callback, Checkpointer, KeepBest, Stabilize, Trainer, image_mse, train
 from .train.objectives import render
+from .value_range import ValueRange, for_encoder
 
 __all__ = ["INITS", "KEEP", "FitResult", "fit", "fit_many", "siren_ft_init", "initial_model",
            "resolve_net", "fit_callbacks", "make_keeper"]
@@ -147,10 +152,10 @@ class _Curves(Callback):
     key = "curves"
 
     def __init__(self, result: FitResult, render: torch.Tensor, size: tuple[int, int],
-                 reference: torch.Tensor | None, keeper: KeepBest | None = None,
-                 images: torch.Tensor | None = None) -> None:
+                 reference: torch.Tensor | None, value_range: ValueRange,
+                 keeper: KeepBest | None = None, images: torch.Tensor | None = None) -> None:
         self.result, self.render, self.size, self.reference = result, render, size, reference
-        self.keeper, self.images = keeper, images
+        self.value_range, self.keeper, self.images = value_range, keeper, images
         self.mse: torch.Tensor | None = None
 
     def begin(self, t: Trainer) -> None:
@@ -166,8 +171,9 @@ class _Curves(Callback):
         sets ``recon``; offers the full-grid loss to a keeper that wants it."""
         out = render(t.model, self.render)
         if self.keeper is not None and not self.keeper.per_step:
-            self.keeper.offer(t.step, ((out - to_target(self.images)) ** 2).mean(dim=(1, 2)))
-        recon = from_output(out, *self.size)
+            target = self.value_range.to_target(self.images)
+            self.keeper.offer(t.step, ((out - target) ** 2).mean(dim=(1, 2)))
+        recon = self.value_range.to_pixels(out, *self.size)
         self.result.recon = recon.cpu()
         if self.reference is None:
             return [], []
@@ -184,8 +190,7 @@ class _Curves(Callback):
 
     def end(self, t: Trainer) -> None:
         r = self.result
-        # MSE on [-1, 1] values is 4x the MSE on [0, 1] pixels.
-        r.train_psnr = (10 * torch.log10(4 / self.mse)).tolist()
+        r.train_psnr = self.value_range.psnr(self.mse).tolist()
         r.last_psnr = list(r.psnr[-1]) if r.psnr else []
         r.best_step = ([t.step] * t.model.signals if self.keeper is None
                        else self.keeper.kept_step.tolist())
@@ -214,16 +219,18 @@ def make_keeper(keep: str, per_step: bool = True) -> KeepBest | None:
 
 
 def fit_callbacks(result: FitResult, images: torch.Tensor, size: tuple[int, int],
-                  reference: torch.Tensor | None, *, stabilize: str = "off",
-                  keep: str = "best", points: int | None = None) -> list[Callback]:
+                  reference: torch.Tensor | None, value_range: ValueRange, *,
+                  stabilize: str = "off", keep: str = "best",
+                  points: int | None = None) -> list[Callback]:
     """The callbacks of a fit of K networks to images [K, H, W, C] (on the device) whose
-    render is ``size``: curves into ``result`` (metrics against ``reference``), the
-    stabiliser, and with ``keep="best"`` a ``train.KeepBest`` scoring every step's
-    training loss (full grid) or, with ``points``, the full-grid loss at the log points
-    (a random batch's loss is a noisy score; the log points' render is made anyway)."""
+    render is ``size`` and targets are in ``value_range``: curves into ``result`` (metrics
+    against ``reference``), the stabiliser, and with ``keep="best"`` a ``train.KeepBest``
+    scoring every step's training loss (full grid) or, with ``points``, the full-grid loss
+    at the log points (a random batch's loss is a noisy score; the log points' render is
+    made anyway)."""
     keeper = make_keeper(keep, per_step=points is None)
-    curves = _Curves(result, coord_grid(*size).to(images.device), size, reference, keeper,
-                     images)
+    curves = _Curves(result, coord_grid(*size).to(images.device), size, reference, value_range,
+                     keeper, images)
     return [curves, Stabilize(stabilize), *([keeper] if keeper else [])]
 
 
@@ -254,6 +261,7 @@ def fit_many(
     callbacks: Sequence[Callback] = (),
     points: int | None = None,
     keep: str = "best",
+    value_range: str | ValueRange | None = None,
 ) -> FitResult:
     """Fits K images [K, H, W, C] in [0, 1] with K independent networks at once.
 
@@ -286,12 +294,19 @@ def fit_many(
     seen (every step's, or with ``points`` the full-grid loss at the log points, so
     ``log_every`` sets the candidates), the final weights included; "last" the last
     iterate. ``FitResult`` records both iterates' PSNR and the step of the returned one.
+
+    ``value_range``: "signed" ([-1, 1]) or "unit" ([0, 1]) targets (``value_range``);
+    None: the ``Encoder``'s, else the default; one that differs from the ``Encoder``'s is a
+    ValueError. PSNR / SSIM / ``train_psnr`` are on [0, 1] pixels either way.
     """
     if images.dim() != 4:
         raise ValueError(f"images must be [K, H, W, C], got shape {tuple(images.shape)}")
     if log_every < 0:
         raise ValueError(f"log_every must be >= 0, got {log_every}")
     dev = resolve_device(device)
+    encoder = next((e for e in (init, init_weights) if isinstance(e, Encoder)), None)
+    vr = for_encoder(value_range) if encoder is None else for_encoder(
+        value_range, encoder.value_range, f"encoder {encoder.meta.get('path', '(in memory)')}")
     name, weights, net = resolve_net(init, init_weights, width, layers, w0)
     h, w = render_size or images.shape[1:3]
     k = images.shape[0]
@@ -307,15 +322,15 @@ def fit_many(
         reference = images
     reference = None if reference is None else reference.to(dev, torch.float32)
     result = FitResult(model=model)
-    cbs = [*fit_callbacks(result, images, (h, w), reference, stabilize=stabilize, keep=keep,
-                          points=points), *callbacks]
+    cbs = [*fit_callbacks(result, images, (h, w), reference, vr, stabilize=stabilize,
+                          keep=keep, points=points), *callbacks]
     if checkpoint is not None:
         cbs.append(checkpoint)
     gen = None if points is None else torch.Generator().manual_seed(seed)
     train(model, image_mse(model, images, operator=operator, render_size=(h, w), points=points,
-                           generator=gen), steps,
+                           generator=gen, value_range=vr), steps,
           optimizer=opt, callbacks=cbs, log_every=log_every or steps, progress=progress,
-          desc=desc or f"fit {name}", generator=gen)
+          desc=desc or f"fit {name}", generator=gen, value_range=vr)
     return result
 
 

@@ -36,6 +36,7 @@ from .pretrain import pretrain
 from .report import plot_overview, write_report
 from .streaming import pretrain_streaming
 from .train import Checkpointer
+from .value_range import DEFAULT_VALUE_RANGE, for_encoder, range_fingerprint
 
 __all__ = ["compare", "parse_methods", "check_methods", "check_image_job", "runtime_kwargs",
            "use_encoder", "cached_encoder", "mri_encoder", "pretrain_job", "fit_job",
@@ -79,17 +80,19 @@ def cached_encoder(encoder: str | None, name: str, key: dict,
     return load_encoder(path), str(path)
 
 
-def mri_encoder(model: ModelConfig, size: int, steps: int, lr: float, rt: Runtime
-                ) -> tuple[Encoder, str]:
-    """A STRAINER-10 pretrained on the embedded MRI train split (grayscale, ``size`` px),
-    cached (see ``cached_encoder``)."""
+def mri_encoder(model: ModelConfig, size: int, steps: int, lr: float, rt: Runtime,
+                value_range: str = DEFAULT_VALUE_RANGE) -> tuple[Encoder, str]:
+    """A STRAINER-10 pretrained on the embedded MRI train split (grayscale, ``size`` px,
+    targets in ``value_range``), cached (see ``cached_encoder``)."""
     net = dict(width=model.width, layers=model.layers, shared=model.shared, w0=model.w0)
 
     def build(path: Path) -> None:
         train, names = load_images(default_split()[0], size, gray=True)
-        pretrain(train, steps=steps, lr=lr, out=path, names=names, **net, **runtime_kwargs(rt))
+        pretrain(train, steps=steps, lr=lr, out=path, names=names, value_range=value_range,
+                 **net, **runtime_kwargs(rt))
 
-    key = dict(net, size=size, steps=steps, lr=lr, seed=rt.seed, precision=rt.precision)
+    key = dict(net, size=size, steps=steps, lr=lr, seed=rt.seed, precision=rt.precision,
+               **range_fingerprint(value_range))
     return cached_encoder(None, "mri_strainer10", key, build)
 
 
@@ -120,8 +123,8 @@ def compare(train: torch.Tensor, test: torch.Tensor, methods: Sequence[str], *,
             log_every: int = 100, stabilize: str = "off", keep: str = "best", seed: int = 0,
             device: str = "auto", backend: str = "auto", precision: str = "exact",
             progress: bool = True, verbose: bool = True, points: int | None = None,
-            generalizable: dict | None = None, generalizable_steps: int = 1000
-            ) -> dict[str, FitResult]:
+            generalizable: dict | None = None, generalizable_steps: int = 1000,
+            value_range: str = DEFAULT_VALUE_RANGE) -> dict[str, FitResult]:
     """Fits all ``test`` images [K, H, W, C] from each method's init (paper Fig. 2);
     returns method -> result. Methods: siren, siren-ft (fitted to ``train[0]``), meta /
     meta-maml / meta-fomaml / meta-reptile (``pretrain_steps`` outer steps on ``train``),
@@ -131,9 +134,11 @@ def compare(train: torch.Tensor, test: torch.Tensor, methods: Sequence[str], *,
     otherwise one is trained for ``generalizable_steps`` on the embedded MRI slice set
     (not on ``train``) and cached (``generalizable.generalizable_model``). ``points``:
     pixels per step of the fits and the STRAINER pretraining (None: the full grid).
-    ``keep``: the iterate each fit returns (``fit.fit_many``)."""
+    ``keep``: the iterate each fit returns (``fit.fit_many``). ``value_range``: the targets'
+    range of every pretraining, meta-learning and fit (``value_range``); a given transinr /
+    ipc model must have been trained under it."""
     opts = dict(seed=seed, device=device, backend=backend, precision=precision,
-                progress=progress)
+                progress=progress, value_range=value_range)
     net = dict(width=width, layers=layers, w0=w0)
     fit_kw = dict(net, steps=steps, lr=lr, log_every=log_every, points=points, keep=keep,
                   **opts)
@@ -201,9 +206,11 @@ def pretrain_job(cfg: PretrainJob) -> None:
         return
     fingerprint = dict(size=cfg.size, width=m.width, layers=m.layers, shared=m.shared, w0=m.w0,
                        lr=cfg.train.lr, seed=rt.seed, gray=cfg.gray, precision=rt.precision,
-                       points=cfg.points or None, weight_scale=cfg.weight_scale)
+                       points=cfg.points or None, weight_scale=cfg.weight_scale,
+                       **range_fingerprint(cfg.value_range))
     net = dict(width=m.width, layers=m.layers, shared=m.shared, w0=m.w0,
-               weight_scale=cfg.weight_scale, points=cfg.points or None)
+               weight_scale=cfg.weight_scale, points=cfg.points or None,
+               value_range=cfg.value_range)
     if cfg.group_size:
         paths = list_images(cfg.data)
         write_config(Path(cfg.out).with_suffix(".config.json"), "pretrain", cfg)
@@ -251,12 +258,15 @@ def fit_job(cfg: FitJob) -> None:
         encoder = use_encoder(m, load_encoder(cfg.encoder, expect))
         if cfg.size is None and encoder.meta.get("size"):
             cfg.size = int(encoder.meta["size"][0])
+    cfg.value_range = for_encoder(cfg.value_range,
+                                  None if encoder is None else encoder.value_range,
+                                  str(cfg.encoder)).name
     apply_defaults(cfg, dict(DEFAULT_NET, size=178))
     validate(cfg)
     check_image_job(rt.device, "fitting", 1, cfg.size, cfg.gray, cfg.fit.points or None,
                     m.width, m.layers)
     image, names = load_images(cfg.image, cfg.size, cfg.gray)
-    opts = runtime_kwargs(rt)
+    opts = dict(runtime_kwargs(rt), value_range=cfg.value_range)
     net = dict(width=m.width, layers=m.layers, w0=m.w0)
     weights = None
     if cfg.init in ("siren-ft", "meta"):
@@ -281,7 +291,7 @@ def fit_job(cfg: FitJob) -> None:
                             train=cfg.train_images, size=cfg.size, lr=cfg.fit.lr,
                             seed=rt.seed, gray=cfg.gray, precision=rt.precision,
                             points=cfg.fit.points or None, weight_scale=cfg.weight_scale,
-                            **net))
+                            **range_fingerprint(cfg.value_range), **net))
     result = fit_many(image, encoder if encoder is not None else cfg.init, init_weights=weights,
                       steps=cfg.fit.steps, lr=cfg.fit.lr, log_every=cfg.fit.log_every,
                       checkpoint=ckpt, stabilize=cfg.fit.stabilize, keep=cfg.fit.keep,
@@ -298,7 +308,8 @@ def _compare_kwargs(cfg: CompareJob | DemoJob) -> dict:
     return dict(width=m.width, layers=m.layers, shared=m.shared, w0=m.w0, steps=f.steps,
                 lr=f.lr, log_every=f.log_every, stabilize=f.stabilize, keep=f.keep,
                 points=f.points or None, pretrain_steps=cfg.pretrain.steps,
-                pretrain_lr=cfg.pretrain.lr, **runtime_kwargs(cfg.runtime))
+                pretrain_lr=cfg.pretrain.lr, value_range=cfg.value_range,
+                **runtime_kwargs(cfg.runtime))
 
 
 def compare_job(cfg: CompareJob) -> None:

@@ -23,6 +23,7 @@ from .memory import check_fits
 from .models import Layers, Strainer, resolve_device
 from .train import train
 from .train.objectives import image_batches
+from .value_range import DEFAULT_VALUE_RANGE, ValueRange, resolve
 
 __all__ = ["META_METHODS", "meta_init"]
 
@@ -46,14 +47,17 @@ def meta_init(
     precision: str = "exact",
     progress: bool = True,
     points: int | None = None,
+    value_range: str | ValueRange = DEFAULT_VALUE_RANGE,
 ) -> Layers:
     """Meta-learns SIREN weights on training images [S, H, W, C] in [0, 1].
 
     ``steps`` outer steps (the STRAINER pretraining budget), each over all S images, run
     by the training engine; inner loop: SGD with ``inner_lr`` on per-image MSE; outer: Adam
     with ``lr``. ``points`` N: each outer step (its inner steps and its meta gradient) fits
-    the same N random pixels, drawn from a generator seeded ``seed``; None: the full grid. A
-    configuration that cannot fit in memory raises ``memory.WontFit`` up front.
+    the same N random pixels, drawn from a generator seeded ``seed``; None: the full grid.
+    ``value_range``: the range the pixels are mapped to (``value_range``; fit from the
+    result in the same range). A configuration that cannot fit in memory raises
+    ``memory.WontFit`` up front.
     Returns the (weight [out, in], bias [out]) pairs of the meta-learned network.
     """
     if method not in META_METHODS:
@@ -73,8 +77,9 @@ def meta_init(
                      precision=precision).to(dev)
     names = [n for n, _ in tasks.named_parameters()]
     meta = list(meta_net.parameters())
+    vr = resolve(value_range)
     batch = image_batches(images.to(dev, torch.float32), points,
-                          torch.Generator().manual_seed(seed))
+                          torch.Generator().manual_seed(seed), vr)
 
     def objective(step: int) -> torch.Tensor:
         """Adapts, sets the meta gradients, returns the adapted per-task MSE [S]."""
@@ -109,5 +114,6 @@ def meta_init(
             p.grad = g
         return mse.detach()
 
-    train(meta_net, objective, steps, lr=lr, progress=progress, desc=f"meta {method}")
+    train(meta_net, objective, steps, lr=lr, progress=progress, desc=f"meta {method}",
+          value_range=vr)
     return meta_net.network_layers(0)

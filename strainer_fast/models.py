@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from .ops import batched_sine_mlp, sine_mlp
+from .value_range import recorded
 
 __all__ = ["Siren", "Strainer", "Encoder", "init_layers", "layer_sizes", "resolve_device"]
 
@@ -35,7 +36,7 @@ class Encoder:
 
     Pass it to ``fit`` / ``fit_many`` / the tasks as ``init``: a new network then starts
     from these layers plus a fresh decoder. ``meta``: what the checkpoint says about its
-    pretraining (e.g. ``size`` [H, W], ``signals``, ``steps``).
+    pretraining (e.g. ``size`` [H, W], ``signals``, ``steps``, ``value_range``).
     """
 
     layers: Layers
@@ -58,6 +59,12 @@ class Encoder:
     def in_features(self) -> int:
         """Coordinate dimension: 2 for images, 3 for occupancy."""
         return self.layers[0][0].shape[-1]
+
+    @property
+    def value_range(self) -> str:
+        """The value range it was pretrained under (``value_range``; metadata without one,
+        e.g. an older checkpoint: ``LEGACY_VALUE_RANGE``)."""
+        return recorded(self.meta)
 
     def architecture(self) -> dict:
         """{width, layers, shared, w0} of the networks this encoder belongs to."""
@@ -163,9 +170,13 @@ class Strainer(nn.Module):
     SIRENs evaluated in one batched call. ``weight_scale``: alpha of weight scaling (module
     doc) for the encoder and every decoder layer but the last. ``layers`` counts every layer
     (sine layers + the linear last one); ``seed`` fixes the SIREN init draw.
+    ``value_range``: the range of the targets it was trained on, set by ``pretrain`` /
+    ``load_strainer`` (None: unknown) and passed on by ``encoder()``.
 
     Example: ``Strainer(10, width=64, layers=4, shared=3)(coords)``: coords [N, 2] -> [10, N, 1].
     """
+
+    value_range: str | None = None
 
     def __init__(
         self,
@@ -229,7 +240,10 @@ class Strainer(nn.Module):
         return [(w.detach().clone(), b.detach().clone()) for w, b in zip(self.enc_w, self.enc_b)]
 
     def encoder(self, **meta: object) -> Encoder:
-        """The shared encoder (detached copies) with this model's architecture."""
+        """The shared encoder (detached copies) with this model's architecture; ``meta``
+        (default ``value_range``: the model's, when known)."""
+        if self.value_range is not None:
+            meta = {"value_range": self.value_range, **meta}
         return Encoder(self.encoder_layers(), self.config["layers"], self.config["w0"],
                        self.config["out_features"], dict(meta))
 

@@ -12,6 +12,7 @@ from .checkpoint import save_checkpoint
 from .memory import check_fits
 from .models import Strainer, resolve_device
 from .train import Checkpointer, GradSync, image_mse, train
+from .value_range import DEFAULT_VALUE_RANGE, ValueRange, resolve
 
 __all__ = ["pretrain", "initial_strainer"]
 
@@ -51,13 +52,18 @@ def pretrain(
     shard: tuple[int, int, int] | None = None,
     checkpoint: Checkpointer | None = None,
     points: int | None = None,
+    value_range: str | ValueRange = DEFAULT_VALUE_RANGE,
 ) -> Strainer:
     """Trains a ``Strainer`` on images [S, H, W, C] in [0, 1] (paper: Adam, lr 1e-4, 5000
     steps, loss = sum over images of per-image MSE, one batched forward per step), from the
     SIREN init with weight scaling ``weight_scale`` (alpha, see ``models``; 1 = the paper's).
 
+    ``value_range``: the range the pixels are mapped to ("signed" [-1, 1] or "unit" [0, 1],
+    see ``value_range``); the model (``model.value_range``, ``model.encoder()``) and the
+    checkpoint record it, and fits from the encoder must use the same range.
+
     Returns the model; with ``out`` also saves it as a checkpoint whose metadata holds the
-    training image ``names``, ``steps`` and ``seed``.
+    training image ``names``, ``steps``, ``seed`` and ``value_range``.
 
     Under ``torch.distributed`` (see ``distributed``), ``shard = (start, stop, total)``
     says that ``images`` are signals [start, stop) of ``total`` (default: this rank's block
@@ -71,7 +77,7 @@ def pretrain(
     """
     if images.dim() != 4:
         raise ValueError(f"images must be [S, H, W, C], got shape {tuple(images.shape)}")
-    dev = resolve_device(device)
+    dev, vr = resolve_device(device), resolve(value_range)
     rank, world = distributed.rank_world()
     if shard is None:
         start, stop = distributed.shard(images.shape[0], rank, world)
@@ -88,9 +94,11 @@ def pretrain(
                              weight_scale=weight_scale).to(dev)
     callbacks = [c for c in (checkpoint, GradSync() if world > 1 else None) if c is not None]
     gen = None if points is None else torch.Generator().manual_seed(seed + rank)
-    train(model, image_mse(model, images.to(dev, torch.float32), points=points, generator=gen),
+    model.value_range = vr.name
+    train(model, image_mse(model, images.to(dev, torch.float32), points=points, generator=gen,
+                           value_range=vr),
           steps, lr=lr, callbacks=callbacks, progress=progress and rank == 0,
-          desc=f"pretrain STRAINER-{total}", generator=gen)
+          desc=f"pretrain STRAINER-{total}", generator=gen, value_range=vr)
     if out is not None:
         dec = distributed.gather_decoders(model) if world > 1 else None
         if rank == 0:
@@ -99,5 +107,5 @@ def pretrain(
                 precision=precision)
             save_checkpoint(full, out, signals=list(names or []), steps=steps, seed=seed, lr=lr,
                             size=list(images.shape[1:3]), processes=world,
-                            weight_scale=weight_scale)
+                            weight_scale=weight_scale, value_range=vr.name)
     return model

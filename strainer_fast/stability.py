@@ -162,8 +162,9 @@ class _Revert(Stabilizer):
         self.reverts = torch.zeros((), dtype=torch.long, device=self.best.device)
 
     def before_step(self, step, mse) -> None:
-        # mse belongs to the weights before this step's update.
-        cur = 10 * torch.log10(4 / mse.detach().clamp_min(1e-30))
+        # mse belongs to the weights before this step's update. PSNR up to the value range's
+        # constant 10 log10(width^2): only differences (drops) are compared.
+        cur = -10 * torch.log10(mse.detach().clamp_min(1e-30))
         better = cur > self.best
         self.dropped = cur < self.best - self.drop_db
         self.best = torch.where(better, cur, self.best)

@@ -38,6 +38,7 @@ from .models import Strainer, resolve_device
 from .pretrain import initial_strainer
 from .train import image_mse, train
 from .train.callbacks import check_fingerprint, load_state_file, say, steps_on_disk
+from .value_range import DEFAULT_VALUE_RANGE, ValueRange, range_fingerprint, resolve
 
 __all__ = ["pretrain_streaming", "STREAM_FORMAT"]
 
@@ -116,6 +117,7 @@ def pretrain_streaming(
     resume: bool = False,
     state_dir: str | Path | None = None,
     fingerprint: dict | None = None,
+    value_range: str | ValueRange = DEFAULT_VALUE_RANGE,
 ) -> Strainer:
     """Pretrains on the images at ``paths`` (loaded a group at a time, see ``data``) with
     the decoders kept per signal in folder ``store``; returns the model of the last visited
@@ -125,8 +127,9 @@ def pretrain_streaming(
     the training state goes to ``state_dir`` (default ``store``/state); ``resume``
     continues from the newest one (``fingerprint``: settings that must match).
     ``weight_scale``: alpha of the initial draw (``models``); ``points``: pixels per step
-    (module doc; None: the full grid). A group that cannot fit in memory raises
-    ``memory.WontFit`` before any file is written.
+    (module doc; None: the full grid); ``value_range``: the targets' range (as ``pretrain``;
+    recorded in the model, the checkpoint and the resume fingerprint). A group that cannot
+    fit in memory raises ``memory.WontFit`` before any file is written.
     """
     paths = [Path(p) for p in paths]
     if group_size < 1 or visit_steps < 1:
@@ -135,11 +138,11 @@ def pretrain_streaming(
         raise ValueError(f"--checkpoint-every must be >= 0, got {checkpoint_every}")
     if not paths:
         raise ValueError("no images given")
-    dev, total = resolve_device(device), len(paths)
+    dev, total, vr = resolve_device(device), len(paths), resolve(value_range)
     files = _Store(Path(store))
     state_dir = Path(state_dir) if state_dir is not None else Path(store) / "state"
     fingerprint = dict(fingerprint or {}, signals=[p.name for p in paths], group_size=group_size,
-                       visit_steps=visit_steps, steps=steps)
+                       visit_steps=visit_steps, steps=steps, **range_fingerprint(vr))
     groups = [(a, min(a + group_size, total)) for a in range(0, total, group_size)]
     starts = {i: a for a, b in groups for i in range(a, b)}
     first, _ = load_images(paths[groups[0][0]:groups[0][1]], size, gray)
@@ -190,6 +193,7 @@ def pretrain_streaming(
             raise ValueError(f"images have mixed channel counts ({channels} and "
                              f"{images.shape[-1]}); use gray=True / --gray")
         model = Strainer(stop - start, seed=seed, **config).to(dev)
+        model.value_range = vr.name
         for i in range(len(model.enc_w)):  # the one shared encoder
             model.enc_w[i], model.enc_b[i] = enc[2 * i], enc[2 * i + 1]
         opt = torch.optim.Adam(model.parameters(), lr=lr)
@@ -199,7 +203,8 @@ def pretrain_streaming(
         files.load(start, stop, gen[start], model, opt)
         n = min(visit_steps, steps - done)
         train(model, image_mse(model, images.to(dev, torch.float32), points=points,
-                               generator=draws), n, optimizer=opt, progress=progress,
+                               generator=draws, value_range=vr), n, optimizer=opt,
+              progress=progress, value_range=vr,
               desc=f"pretrain group {visit % len(groups) + 1}/{len(groups)}, "
                    f"steps {done + 1}-{done + n} of {steps}")
         enc_state = {i: opt.state[p] for i, p in enumerate(enc) if p in opt.state}
@@ -239,7 +244,8 @@ def pretrain_streaming(
                                     backend=backend, precision=precision)
         save_checkpoint(full, out, signals=[p.name for p in paths], steps=steps, seed=seed,
                         lr=lr, size=[size, size], group_size=group_size,
-                        visit_steps=visit_steps, weight_scale=weight_scale, points=points)
+                        visit_steps=visit_steps, weight_scale=weight_scale, points=points,
+                        value_range=vr.name)
     for s in _saved_states(state_dir):  # finished: the training states are spent
         (state_dir / f"stream.step{s:09d}.pt").unlink(missing_ok=True)
     if state_dir.is_dir() and not any(state_dir.iterdir()):

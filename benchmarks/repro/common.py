@@ -76,9 +76,10 @@ def capacity_line(cfg: dict, values: int, what: str, channels: int = 1) -> str:
 
 
 def opts(cfg: dict, seed: int | None = None) -> dict:
-    """Keyword options for fit_many / pretrain / meta_init."""
+    """Keyword options for fit_many / pretrain / meta_init / train_generalizable."""
     return dict(seed=cfg["seed"] if seed is None else seed, device=cfg["device"],
-                progress=cfg["progress"], precision=cfg["precision"])
+                progress=cfg["progress"], precision=cfg["precision"],
+                value_range=cfg["value_range"])
 
 
 def net(cfg: dict, width: int | None = None) -> dict:
@@ -152,7 +153,7 @@ def pretrained(cfg: dict, data: str, images: torch.Tensor, *, shared: int, steps
     ``cfg["cost_budgets"]`` / ``cfg["ablation_pretrain_steps"]`` below ``steps``."""
     width, layers = width or cfg["width"], layers or cfg["layers"]
     key = ("pretrain", data, tuple(images.shape), shared, steps, seed, width, layers,
-           cfg["w0"], cfg["lr"], cfg["precision"])
+           cfg["w0"], cfg["lr"], cfg["precision"], cfg["value_range"])
 
     def make() -> Pretrained:
         dev = resolve_device(cfg["device"])
@@ -164,8 +165,10 @@ def pretrained(cfg: dict, data: str, images: torch.Tensor, *, shared: int, steps
                             cfg.get("ablation_pretrain_steps", 0)) if 0 < s < steps}
         snaps: dict = {}
         t0 = (time.perf_counter(), time.process_time())
-        train(model, image_mse(model, images.to(dev, torch.float32)), steps, lr=cfg["lr"],
+        train(model, image_mse(model, images.to(dev, torch.float32),
+                               value_range=cfg["value_range"]), steps, lr=cfg["lr"],
               callbacks=[_Snapshots(want, snaps, t0)], progress=cfg["progress"],
+              value_range=cfg["value_range"],
               desc=f"pretrain STRAINER-{images.shape[0]} ({data}, seed {seed})")
         return Pretrained([(w.detach(), b.detach()) for w, b in model.encoder_layers()],
                           time.perf_counter() - t0[0], time.process_time() - t0[1], snaps)

@@ -55,7 +55,7 @@ def run(cfg: dict, out: Path) -> dict:
                 config={k: cfg[k] for k in ("size", "test_images", "width", "layers", "shared",
                                              "w0", "lr", "steps", "pretrain_steps",
                                              "meta_steps", "meta_inner_steps", "seeds",
-                                             "precision")})
+                                             "precision", "value_range")})
 
     def fit(method: str, seed: int, init: str = "siren", weights=None) -> None:
         r = fit_many(test, init, init_weights=weights, desc=f"fit {method} (seed {seed})",

@@ -52,7 +52,8 @@ def run(cfg: dict, out: Path) -> dict:
                     pc, share = first_pc(common.hidden_features(t.model, coords.to(dev), depth))
                     with torch.no_grad():
                         output = t.model(coords.to(dev))
-                    recon = from_output(output, h, w)[0].mean(-1).cpu().numpy()
+                    recon = from_output(output, h, w, cfg["value_range"])[0].mean(-1)
+                    recon = recon.cpu().numpy()
                     snaps[t.step] = dict(pc=pc.reshape(h, w), share=share, recon=recon)
 
         fit_many(image, init, init_weights=weights, steps=max(steps), lr=cfg["lr"],

@@ -2,7 +2,10 @@
 
     {"format": "strainer_fast/generalizable/1", "kind": "transinr" | "ipc",
      "config": {size, channels, width, layers, w0, dim, depth, heads, patch, groups | rank,
-     modulated}, "state": {parameter name: tensor}, "meta": {version, steps, ...}}
+     modulated, value_range}, "state": {parameter name: tensor}, "meta": {version, steps, ...}}
+
+A checkpoint without ``value_range`` (written before it existed) loads as
+``value_range.LEGACY_VALUE_RANGE``, the range it was trained under.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from pathlib import Path
 
 from .._version import __version__
 from ..checkpoint import atomic_save, read_checkpoint_file
+from ..value_range import recorded
 from .base import GeneralizableINR
 from .ipc import IPC
 from .transinr import TransINR
@@ -44,8 +48,9 @@ def load_generalizable(path: str | Path, *, backend: str = "auto",
     path = Path(path)
     data = read_checkpoint_file(path, FORMAT, "strainer_fast generalizable-INR checkpoint")
     try:
-        model = make_model(data["kind"], **data["config"], backend=backend,
-                           precision=precision)
+        config = dict(data["config"])
+        config["value_range"] = recorded(config)
+        model = make_model(data["kind"], **config, backend=backend, precision=precision)
         model.load_state_dict(data["state"])
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
         raise ValueError(f"{path}: damaged generalizable-INR checkpoint "

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from ..config import GeneralizableJob, validate, write_config
 from ..train import Checkpointer
+from ..value_range import range_fingerprint
 from .checkpoint import KINDS
 from .training import train_generalizable
 
@@ -39,12 +40,13 @@ def generalizable_job(cfg: GeneralizableJob) -> None:
     ckpt = Checkpointer(f"{cfg.out}.state", every=cfg.checkpoint_every, resume=cfg.resume,
                         fingerprint=dict(arch, kind=cfg.kind, lr=cfg.train.lr, batch=cfg.batch,
                                          points=cfg.points, seed=rt.seed,
-                                         precision=rt.precision))
+                                         precision=rt.precision,
+                                         **range_fingerprint(cfg.value_range)))
     model = train_generalizable(cfg.kind, steps=cfg.train.steps, lr=cfg.train.lr,
                                 batch=cfg.batch, points=cfg.points, out=cfg.out,
                                 checkpoint=ckpt, seed=rt.seed, device=rt.device,
                                 backend=rt.backend, precision=rt.precision,
-                                progress=rt.progress, **arch)
+                                progress=rt.progress, value_range=cfg.value_range, **arch)
     print(f"wrote {cfg.out} ({cfg.kind}, {cfg.train.steps} steps, "
           f"{model.meta['wall_s']:.0f} s; validation PSNR "
           f"{model.meta['validation_psnr']:.2f} dB)", file=sys.stderr)

@@ -13,11 +13,12 @@ import torch
 
 from .._version import __version__
 from ..cache import cache_dir
-from ..data import coord_grid, load_images, to_target, validation_split
+from ..data import coord_grid, load_images, validation_split
 from ..metrics import psnr
 from ..models import resolve_device
 from ..train import Checkpointer, train
 from ..train.objectives import image_points
+from ..value_range import DEFAULT_VALUE_RANGE, check_same, resolve
 from .base import GeneralizableINR
 from .checkpoint import load_generalizable, make_model, save_generalizable
 from .data import augment, load_slices
@@ -35,7 +36,7 @@ def predict(model: GeneralizableINR, images: torch.Tensor) -> torch.Tensor:
     h, w = images.shape[1:3]
     with torch.no_grad():
         out = model.render(model(images), coord_grid(h, w).to(images.device))
-    return ((out + 1) / 2).clamp(0, 1).reshape(images.shape)
+    return resolve(model.config["value_range"]).to_pixels(out, h, w)
 
 
 def train_generalizable(
@@ -64,6 +65,7 @@ def train_generalizable(
     progress: bool = True,
     out: str | Path | None = None,
     checkpoint: Checkpointer | None = None,
+    value_range: str = DEFAULT_VALUE_RANGE,
 ) -> GeneralizableINR:
     """Trains a ``kind`` ("transinr" or "ipc") model: each step draws ``batch`` images
     (with replacement) from ``images`` [S, size, size, C] in [0, 1] (default: the 69 embedded
@@ -72,8 +74,10 @@ def train_generalizable(
     the batch of each image's MSE, on all pixels (``points`` = 0) or on ``points`` random
     pixels shared by the batch. Architecture: ``width``/``layers``/``w0`` (hyponet),
     ``dim``/``depth``/``heads``/``patch`` (transformer), ``groups`` (TransINR) or ``rank``
-    (IPC). The defaults are a reduced scale sized for a 2-core CPU; the report's settings are
-    the ``gen_*`` keys of ``benchmarks/repro/preregistration.toml``.
+    (IPC). ``value_range``: the range the pixels are mapped to for the loss (``value_range``;
+    recorded in ``model.config``). The defaults are a reduced scale sized for a 2-core CPU;
+    the report's settings are the ``gen_*`` keys of
+    ``benchmarks/repro/preregistration.toml``.
 
     Returns the trained model (on the device; ``model.meta``: steps, wall time, the mean
     feed-forward PSNR on the 2 validation slices of ``data.validation_split()``); with
@@ -95,7 +99,9 @@ def train_generalizable(
     extra = dict(groups=groups) if kind == "transinr" else dict(rank=rank)
     model = make_model(kind, size=size, channels=images.shape[-1], width=width, layers=layers,
                        w0=w0, dim=dim, depth=depth, heads=heads, patch=patch, seed=seed,
-                       backend=backend, precision=precision, **extra).to(dev)
+                       backend=backend, precision=precision, value_range=value_range,
+                       **extra).to(dev)
+    vr = resolve(value_range)
     images = images.to(dev, torch.float32)
     grid = coord_grid(size, size).to(dev)
     shift = size // 16 if max_shift is None else max_shift
@@ -105,15 +111,15 @@ def train_generalizable(
         idx = torch.randint(images.shape[0], (batch,), generator=g)
         batch_images = augment(images[idx.to(dev)], g, shift)
         if points:
-            coords, target = image_points(batch_images, points, g)(step)
+            coords, target = image_points(batch_images, points, g, vr)(step)
         else:
-            coords, target = grid, to_target(batch_images)
+            coords, target = grid, vr.to_target(batch_images)
         pred = model.render(model(batch_images), coords)
         return ((pred - target) ** 2).mean(dim=(1, 2))
 
     t0 = time.perf_counter()
     train(model, objective, steps, lr=lr, callbacks=[checkpoint] if checkpoint else (),
-          progress=progress, desc=f"train {kind}", generator=g)
+          progress=progress, desc=f"train {kind}", generator=g, value_range=vr)
     wall = time.perf_counter() - t0
     val, _ = load_images(validation_split()[1], size)
     if val.shape[-1] == images.shape[-1]:
@@ -134,7 +140,8 @@ def generalizable_model(kind: str, checkpoint: str | Path | None = None, *,
     """The model of ``checkpoint``, or (None) one trained by ``train_generalizable(kind,
     **settings)`` on the embedded slices and cached in ``cache_dir("generalizable")`` under
     a hash of every setting, so later calls with the same settings reuse it. A checkpoint
-    whose architecture differs from the ``ARCH_KEYS`` in ``settings`` is a ValueError."""
+    whose architecture differs from the ``ARCH_KEYS`` in ``settings``, or that was trained
+    under another ``value_range`` than the one in ``settings``, is a ValueError."""
     backend = settings.get("backend", "auto")
     precision = settings.get("precision", "exact")
     if checkpoint is None:
@@ -154,6 +161,8 @@ def generalizable_model(kind: str, checkpoint: str | Path | None = None, *,
            and settings[k] != model.config[k]]
     if bad:
         raise ValueError(f"{checkpoint}: architecture conflict: " + "; ".join(bad))
+    if settings.get("value_range") is not None:
+        check_same(model.config["value_range"], settings["value_range"], str(checkpoint))
     return model.to(resolve_device(settings.get("device", "auto")))
 
 
@@ -162,12 +171,15 @@ def resolve_generalizable(kind: str, given: GeneralizableINR | str | Path | None
     """The ``kind`` model for fitting images [K, H, H, C]: ``given`` (a model or a checkpoint
     path), else the cached one trained on the embedded MRI slices at H px with ``settings``
     (``generalizable_model``). Its size, channels and hyponet (width, layers, w0 in
-    ``settings``) must fit the images."""
+    ``settings``) must fit the images, and its value range ``settings["value_range"]``
+    (when given)."""
     h, w, c = images.shape[1:]
     if h != w:
         raise ValueError(f"{kind} needs square images, got {h}x{w}")
     if isinstance(given, GeneralizableINR):
         model = given
+        if settings.get("value_range") is not None:
+            check_same(model.config["value_range"], settings["value_range"], f"the {kind} model")
     elif given is None and c != 1:
         raise ValueError(f"{kind} is trained on the embedded grayscale MRI slices, but the "
                          f"images have {c} channels: use grayscale images or give a "

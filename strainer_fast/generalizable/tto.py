@@ -1,6 +1,6 @@
 """Fitting images from a generalizable INR: the feed-forward prediction alone, or test-time
 optimisation (TTO) of every hyponet weight from the predicted ones, on the fused ops and the
-same training loop, curves and options as ``fit.fit_many``."""
+same training loop, curves and options as ``fit.fit_many``, in the model's value range."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import torch
 from ..fit import FitResult, fit_callbacks
 from ..models import Strainer
 from ..train import image_mse, train
+from ..value_range import resolve
 from .base import GeneralizableINR
 
 __all__ = ["fit_generalizable"]
@@ -36,7 +37,8 @@ def fit_generalizable(
     ``fit.fit_many``. Step 0 is the feed-forward prediction; without ``tto`` it is the only
     log point. ``points``: pixels per step drawn from a generator seeded ``seed`` (None:
     the full grid), as ``fit.fit_many``; so is ``keep`` (the iterate returned). Runs on the
-    model's device, backend and precision.
+    model's device, backend, precision and value range (``model.config["value_range"]``);
+    PSNR is on [0, 1] pixels.
     """
     if images.dim() != 4:
         raise ValueError(f"images must be [K, H, W, C], got shape {tuple(images.shape)}")
@@ -53,9 +55,10 @@ def fit_generalizable(
     steps = steps if tto else 0
     name = model.kind + ("-tto" if tto else "")
     gen = None if points is None else torch.Generator().manual_seed(seed)
-    train(net, image_mse(net, images, points=points, generator=gen), steps, lr=lr,
-          callbacks=fit_callbacks(result, images, (h, w), images, stabilize=stabilize,
-                                  keep=keep, points=points),
+    vr = resolve(model.config["value_range"])
+    train(net, image_mse(net, images, points=points, generator=gen, value_range=vr), steps,
+          lr=lr, callbacks=fit_callbacks(result, images, (h, w), images, vr,
+                                         stabilize=stabilize, keep=keep, points=points),
           log_every=log_every or steps, progress=progress and steps > 0,
-          desc=desc or f"fit {name}", generator=gen)
+          desc=desc or f"fit {name}", generator=gen, value_range=vr)
     return result

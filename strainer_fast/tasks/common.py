@@ -11,6 +11,7 @@ from ..checkpoint import load_encoder
 from ..config import apply_defaults, preset, validate
 from ..jobs import mri_encoder, runtime_kwargs, use_encoder
 from ..models import Encoder
+from ..value_range import for_encoder
 
 __all__ = ["TASK_INITS", "parse_inits", "steps_to_reach", "save_png", "resolve_image_task",
            "task_encoder",
@@ -48,11 +49,14 @@ def save_png(image: torch.Tensor | np.ndarray, path) -> None:
 
 def resolve_image_task(cfg, task: str) -> Encoder | None:
     """Resolves an image task's config (an ``ImageTaskJob``) in place: the given
-    encoder's architecture, then the device preset, the logging interval capped at the
-    steps. Returns the given encoder (or None)."""
+    encoder's architecture and value range (``value_range.for_encoder``), then the device
+    preset, the logging interval capped at the steps. Returns the given encoder (or None)."""
     encoder = None
     if cfg.encoder:
         encoder = use_encoder(cfg.model, load_encoder(cfg.encoder))
+    cfg.value_range = for_encoder(cfg.value_range,
+                                  None if encoder is None else encoder.value_range,
+                                  str(cfg.encoder)).name
     apply_defaults(cfg, preset(task, cfg.runtime.device))
     cfg.fit.log_every = min(cfg.fit.log_every, cfg.fit.steps)
     validate(cfg)
@@ -67,7 +71,8 @@ def task_encoder(cfg, given: Encoder | None, inits: list[str]
         return None, None
     if given is not None:
         return given, cfg.encoder
-    return mri_encoder(cfg.model, cfg.size, cfg.pretrain.steps, cfg.pretrain.lr, cfg.runtime)
+    return mri_encoder(cfg.model, cfg.size, cfg.pretrain.steps, cfg.pretrain.lr, cfg.runtime,
+                       cfg.value_range)
 
 
 def fit_kwargs(cfg, encoder: Encoder | None, init: str) -> tuple[str | Encoder, dict]:
@@ -75,7 +80,7 @@ def fit_kwargs(cfg, encoder: Encoder | None, init: str) -> tuple[str | Encoder, 
     STRAINER init gets the ``--strainer-lr`` multipliers."""
     m, f = cfg.model, cfg.fit
     kw = dict(steps=f.steps, lr=f.lr, log_every=f.log_every, stabilize=f.stabilize,
-              keep=f.keep, points=f.points or None,
+              keep=f.keep, points=f.points or None, value_range=cfg.value_range,
               width=m.width, layers=m.layers, w0=m.w0, **runtime_kwargs(cfg.runtime))
     if init == "strainer":
         return encoder, dict(kw, transfer_lr=cfg.strainer_lr)

@@ -6,6 +6,8 @@ protocol the paper follows: bounded gradients, and the same loss for every task.
 predicted occupied where the output > 0, i.e. occupancy probability (output + 1) / 2 > 0.5.
 Each step trains on a fresh batch of voxel centres, half uniform over the grid and half
 within 2 voxels of a surface voxel, so the labels are exact and the thin parts are seen.
+The image jobs' ``value_range`` setting does not apply here: the targets are these labels,
+not pixels (and the progress bar's "psnr" reads the MSE as one of [-1, 1] values).
 """
 
 from __future__ import annotations

@@ -13,6 +13,7 @@ from tqdm.auto import tqdm
 from .. import distributed
 from ..checkpoint import atomic_save
 from ..stability import _bcast, check_independent, make_stabilizer
+from ..value_range import DEFAULT_VALUE_RANGE, ValueRange, resolve
 from .engine import STATE_FORMAT, Callback, Trainer
 
 __all__ = ["Progress", "DivergenceGuard", "Checkpointer", "GradSync", "Stabilize", "KeepBest",
@@ -56,13 +57,15 @@ def check_fingerprint(path: Path, mine: dict, state: dict) -> None:
 
 
 class Progress(Callback):
-    """tqdm bar with the live training PSNR (mean over signals, dB), read every
-    ``every`` steps (the only host sync it adds)."""
+    """tqdm bar with the live training PSNR (mean over signals, dB, on [0, 1] pixels of
+    targets in ``value_range``), read every ``every`` steps (the only host sync it adds)."""
 
     order = 90
 
-    def __init__(self, desc: str, every: int = 10) -> None:
+    def __init__(self, desc: str, every: int = 10,
+                 value_range: str | ValueRange = DEFAULT_VALUE_RANGE) -> None:
         self.desc, self.every, self.bar = desc, every, None
+        self.value_range = resolve(value_range)
 
     def begin(self, t: Trainer) -> None:
         self.bar = tqdm(total=t.steps, initial=t.step, desc=self.desc, leave=False,
@@ -71,8 +74,7 @@ class Progress(Callback):
     def after_step(self, t: Trainer, mse: torch.Tensor) -> bool:
         self.bar.update(1)
         if t.step % self.every == 0 or t.step == t.steps:
-            # MSE on [-1, 1] values is 4x the MSE on [0, 1] pixels.
-            self.bar.set_postfix(psnr=f"{(10 * torch.log10(4 / mse)).mean().item():.2f}")
+            self.bar.set_postfix(psnr=f"{self.value_range.psnr(mse).mean().item():.2f}")
         return False
 
     def restored(self, t: Trainer) -> None:

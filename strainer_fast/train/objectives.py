@@ -8,7 +8,8 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from ..data import coord_grid, to_target
+from ..data import coord_grid
+from ..value_range import DEFAULT_VALUE_RANGE, ValueRange, resolve
 
 __all__ = ["image_mse", "batch_mse", "image_batches", "image_points", "render", "EVAL_CHUNK"]
 
@@ -18,20 +19,23 @@ EVAL_CHUNK = 1 << 16  # points per no-grad forward of ``render`` (bounds evaluat
 def image_mse(model: nn.Module, images: torch.Tensor, *,
               operator: Callable[[torch.Tensor], torch.Tensor] | None = None,
               render_size: tuple[int, int] | None = None, points: int | None = None,
-              generator: torch.Generator | None = None) -> Callable[[int], torch.Tensor]:
-    """MSE of each signal: images [S, H, W, C] in [0, 1] against the model's output on
-    [-1, 1]. ``points`` None: the full grid every step. ``points`` N: N pixels per step,
-    drawn uniformly (with replacement, shared by all signals) from ``generator``
-    (``image_points``), so a step's memory is bounded by N, not by H * W. Inverse problems
-    (full grid only): the model is rendered on a ``render_size`` (H', W') grid and
-    ``operator`` maps the render [S, H'*W', C] to the images' grid."""
+              generator: torch.Generator | None = None,
+              value_range: str | ValueRange = DEFAULT_VALUE_RANGE
+              ) -> Callable[[int], torch.Tensor]:
+    """MSE of each signal: images [S, H, W, C] in [0, 1], mapped to ``value_range``
+    (``value_range.ValueRange``), against the model's output. ``points`` None: the full
+    grid every step. ``points`` N: N pixels per step, drawn uniformly (with replacement,
+    shared by all signals) from ``generator`` (``image_points``), so a step's memory is
+    bounded by N, not by H * W. Inverse problems (full grid only): the model is rendered on
+    a ``render_size`` (H', W') grid and ``operator`` maps the render [S, H'*W', C] to the
+    images' grid."""
     if operator is None and render_size in (None, tuple(images.shape[1:3])):
-        return batch_mse(model, image_batches(images, points, generator))
+        return batch_mse(model, image_batches(images, points, generator, value_range))
     if points is not None:
         raise ValueError("point minibatches (points) need the full grid of an operator's "
                          "render; use points=None for inverse problems")
     coords = coord_grid(*(render_size or images.shape[1:3])).to(images.device)
-    target = to_target(images)
+    target = resolve(value_range).to_target(images)
     forward = operator or (lambda out: out)
 
     def objective(step: int) -> torch.Tensor:
@@ -40,14 +44,16 @@ def image_mse(model: nn.Module, images: torch.Tensor, *,
     return objective
 
 
-def image_batches(images: torch.Tensor, points: int | None, generator: torch.Generator | None
+def image_batches(images: torch.Tensor, points: int | None, generator: torch.Generator | None,
+                  value_range: str | ValueRange = DEFAULT_VALUE_RANGE
                   ) -> Callable[[int], tuple[torch.Tensor, torch.Tensor]]:
-    """(coords, target) of images [S, H, W, C] in [0, 1] for each step: the full grid
-    (``coord_grid``, ``to_target``; made once) when ``points`` is None, else a fresh batch of
-    ``points`` pixels from ``generator`` (``image_points``)."""
+    """(coords, target in ``value_range``) of images [S, H, W, C] in [0, 1] for each step:
+    the full grid (``coord_grid``, ``ValueRange.to_target``; made once) when ``points`` is
+    None, else a fresh batch of ``points`` pixels from ``generator`` (``image_points``)."""
     if points is not None:
-        return image_points(images, points, generator)
-    grid = coord_grid(*images.shape[1:3]).to(images.device), to_target(images)
+        return image_points(images, points, generator, value_range)
+    grid = (coord_grid(*images.shape[1:3]).to(images.device),
+            resolve(value_range).to_target(images))
 
     def full(step: int) -> tuple[torch.Tensor, torch.Tensor]:
         return grid
@@ -55,22 +61,23 @@ def image_batches(images: torch.Tensor, points: int | None, generator: torch.Gen
     return full
 
 
-def image_points(images: torch.Tensor, points: int, generator: torch.Generator | None
+def image_points(images: torch.Tensor, points: int, generator: torch.Generator | None,
+                 value_range: str | ValueRange = DEFAULT_VALUE_RANGE
                  ) -> Callable[[int], tuple[torch.Tensor, torch.Tensor]]:
     """Point batches of images [S, H, W, C] in [0, 1] for ``batch_mse``: each call draws
     ``points`` pixel indices from ``generator`` (CPU) and returns (coords [N, 2] equal to
-    the ``coord_grid`` rows of those pixels, target [S, N, C] in [-1, 1]); nothing of
+    the ``coord_grid`` rows of those pixels, target [S, N, C] in ``value_range``); nothing of
     full-grid size is allocated."""
     if points < 1:
         raise ValueError(f"points must be >= 1, got {points}")
     s, h, w, c = images.shape
-    flat = images.reshape(s, h * w, c)
+    flat, vr = images.reshape(s, h * w, c), resolve(value_range)
     axes = [torch.linspace(-1, 1, n).to(images.device) for n in (h, w)]  # as coord_grid
 
     def batches(step: int) -> tuple[torch.Tensor, torch.Tensor]:
         idx = torch.randint(0, h * w, (points,), generator=generator).to(images.device)
         coords = torch.stack([axes[0][idx // w], axes[1][idx % w]], 1)
-        return coords, flat[:, idx] * 2 - 1
+        return coords, vr.encode(flat[:, idx])
 
     return batches
 
