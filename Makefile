@@ -65,7 +65,7 @@ gpu-check:
 bench: install
 	$(PY) benchmarks/bench_cpu_step.py
 
-# Paper reproduction -> docs/REPRODUCTION.md + docs/repro/. Settings:
+# Paper reproduction -> docs/repro-report.md + docs/repro/. Settings:
 # benchmarks/repro/preregistration.toml. repro: preset cpu (161 CPU min measured, ~80 min on 2 free cores);
 # repro-paper: the paper's sizes, for a GPU; repro-validate: the choices made on the
 # validation split (docs/repro/validation.json), run before the report.

@@ -4,7 +4,7 @@
    (``benchmarks/results/*.json``, ``docs/repro/*.json``) into ``docs/generated/*.md``
    (git-ignored), each with the file, machine, date and commit it came from; the pages
    include them, so no hand-copied figure survives a rebuild.
-2. Checks that ``docs/REPRODUCTION.md`` (written by ``benchmarks/repro/run_all.py``) still
+2. Checks that ``docs/repro-report.md`` (written by ``benchmarks/repro/run_all.py``) still
    shows what its JSON says: its tables are re-rendered and compared.
 3. ``mkdocs build --strict`` into ``site/`` (any warning, broken link or missing page fails).
 4. API coverage: every name of ``strainer_fast.__all__`` has a docstring (and so do the
@@ -280,20 +280,20 @@ def write_tables(out: Path = GENERATED) -> list[Path]:
 
 
 def check_reproduction_report() -> None:
-    """docs/REPRODUCTION.md's tables (from "## Summary" on) must equal what run_all.py renders
+    """docs/repro-report.md's tables (from "## Summary" on) must equal what run_all.py renders
     from docs/repro/*.json now (the header names when and where it ran, so it is not compared)."""
     import common
     import run_all
 
     cfg = dict(common.preset("cpu"), train=None, test=None, progress=False, overrides={})
-    report = DOCS / "REPRODUCTION.md"
+    report = DOCS / "repro-report.md"
     with tempfile.TemporaryDirectory() as tmp:
-        fresh = Path(tmp) / "REPRODUCTION.md"
+        fresh = Path(tmp) / "repro-report.md"
         run_all.write_report(REPRO, cfg, load(REPRO / "status.json"), fresh)
         want = fresh.read_text().partition("## Summary")[2]
     have = report.read_text().partition("## Summary")[2]
     if not want or have != want:
-        raise DocsError("docs/REPRODUCTION.md is stale: its tables differ from what "
+        raise DocsError("docs/repro-report.md is stale: its tables differ from what "
                         "docs/repro/*.json give; run `python benchmarks/repro/run_all.py "
                         "--report-only`")
 
@@ -441,7 +441,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"docs: {len(files)} tables and figures from benchmarks/results and docs/repro "
               f"-> {shown(GENERATED)}/")
         check_reproduction_report()
-        print("docs: docs/REPRODUCTION.md matches docs/repro/*.json")
+        print("docs: docs/repro-report.md matches docs/repro/*.json")
         if args.tables_only:
             return 0
         objects = public_objects()

@@ -57,7 +57,7 @@ def test_stale_reproduction_report_fails(build, tmp_path, monkeypatch):
     shutil.copytree(build.REPRO, repro)
     docs = tmp_path / "docs"
     docs.mkdir()
-    shutil.copy(build.DOCS / "REPRODUCTION.md", docs / "REPRODUCTION.md")
+    shutil.copy(build.DOCS / "repro-report.md", docs / "repro-report.md")
     monkeypatch.setattr(build, "REPRO", repro)
     monkeypatch.setattr(build, "DOCS", docs)
     monkeypatch.setattr(common, "DOCS", repro)
@@ -66,7 +66,7 @@ def test_stale_reproduction_report_fails(build, tmp_path, monkeypatch):
     data = json.loads(path.read_text())
     data["shared"]["5"]["psnr"][-1] += 1.0
     path.write_text(json.dumps(data))
-    with pytest.raises(build.DocsError, match="REPRODUCTION.md is stale"):
+    with pytest.raises(build.DocsError, match="repro-report.md is stale"):
         build.check_reproduction_report()
 
 

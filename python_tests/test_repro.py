@@ -39,7 +39,7 @@ def test_driver_writes_report_from_measurements(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     for name in ("fig2_in_domain", "fig7_ablation", "stability"):
         assert (tmp_path / f"{name}.json").exists() and (tmp_path / f"{name}.png").exists()
-    report = (tmp_path / "REPRODUCTION.md").read_text()
+    report = (tmp_path / "repro-report.md").read_text()
     fig2 = json.loads((tmp_path / "fig2_in_domain.json").read_text())
     assert fig2["complete"]
     assert "count" in fig2["runs"]["siren"]["0"]["drops_after_100"]  # drop counts recorded
@@ -68,7 +68,7 @@ def test_driver_runs_generalizable_item(tmp_path):
     assert data["training"]["ipc"]["train_images"] == 69
     status = json.loads((tmp_path / "status.json").read_text())["table3"]
     assert status["wall_s"] > 0 and status["cpu_s"] > 0
-    report = (tmp_path / "REPRODUCTION.md").read_text()
+    report = (tmp_path / "repro-report.md").read_text()
     assert "## 11. Generalizable INRs (paper Table 3 analogue, reduced scale)" in report
     assert "Partial report: 1 of 11 items" in report and "Item time:" in report
     assert f"{data['methods']['ipc-tto']['psnr'][-1]:.2f}" in report  # from the JSON

@@ -15,6 +15,8 @@ The Python API in a few names (shapes: images [S, H, W, C] in [0, 1])::
 
 from __future__ import annotations
 
+import torch
+
 from ._version import __version__
 from .checkpoint import load_encoder, load_strainer, save_checkpoint
 from .data import default_split, load_image, load_images, mri_dir
@@ -46,7 +48,7 @@ __all__ = [
 ]
 
 
-def load_mri(split: str = "train", size: int = 178):
+def load_mri(split: str = "train", size: int = 178) -> tuple[torch.Tensor, list[str]]:
     """The embedded MRI slices of ``split`` ("train": 10, "test": 6) as ([S, size, size, 1]
     in [0, 1], file names)."""
     if split not in ("train", "test"):

@@ -23,6 +23,7 @@ import torch
 
 from ._version import __version__
 from .models import resolve_device
+from .recipes import RECIPES
 from .stability import STABILIZE
 from .value_range import DEFAULT_VALUE_RANGE, VALUE_RANGES
 
@@ -95,8 +96,12 @@ class FitConfig:
     points: int = opt(0, POINTS_HELP, min=0, metavar="N")
     log_every: int | None = opt(None, "metrics every k steps", min=1)
     stabilize: str = opt("off", "test-time fitting stabilisation (off = the paper's plain "
-                         "Adam; see docs/REPRODUCTION.md)", choices=STABILIZE)
+                         "Adam; see docs/guide/reliability.md)", choices=STABILIZE)
     keep: str = opt("best", KEEP_HELP, choices=("best", "last"))
+    recipe: str = opt("paper", "paper: --lr and --stabilize as given (plain Adam, lr 1e-4 by "
+                      "default); fast: lr, weight scale and stabiliser chosen on the "
+                      "validation split (siren and strainer inits; see docs/guide/fitting.md)",
+                      choices=RECIPES)
 
 
 VALUE_RANGE_HELP = ("range the pixels are mapped to for training: signed = [-1, 1] (SIREN's), "

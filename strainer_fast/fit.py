@@ -27,7 +27,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import astuple, dataclass, field
+from typing import Any
 
 import torch
 
@@ -35,6 +36,7 @@ from .data import coord_grid
 from .memory import check_fits
 from .metrics import psnr, ssim
 from .models import Encoder, Layers, Strainer, init_layers, layer_sizes, resolve_device
+from .recipes import apply_recipe
 from .train import Callback, Checkpointer, KeepBest, Stabilize, Trainer, image_mse, train
 from .train.objectives import render
 from .value_range import ValueRange, for_encoder
@@ -52,11 +54,11 @@ class FitResult:
     """Training curves and the fitted networks.
 
     ``step``/``wall_s`` have one entry per log point (step 0 = the init); ``psnr`` (dB) and
-    ``ssim`` are [log point][image]: of the iterate at that step, except the last entry,
+    ``ssim`` are ``[log point][image]``: of the iterate at that step, except the last entry,
     which is of the returned ``model`` (with ``keep="best"``, per image the best iterate).
     ``wall_s`` is cumulative training time in seconds, metric evaluation excluded.
     ``recon``: the returned model's reconstructions [K, H, W, C] in [0, 1].
-    ``train_psnr``: every step's training PSNR [step][image] (dB; the loss of the weights
+    ``train_psnr``: every step's training PSNR ``[step][image]`` (dB; the loss of the weights
     before that step's update). ``last_psnr``: PSNR (dB) of the last iterate per image
     (= ``psnr[-1]`` with ``keep="last"``; empty without metrics). ``best_step``: per image,
     the step (updates applied) of the returned weights (the last step with ``keep="last"``).
@@ -262,6 +264,7 @@ def fit_many(
     points: int | None = None,
     keep: str = "best",
     value_range: str | ValueRange | None = None,
+    recipe: str = "paper",
 ) -> FitResult:
     """Fits K images [K, H, W, C] in [0, 1] with K independent networks at once.
 
@@ -298,6 +301,12 @@ def fit_many(
     ``value_range``: "signed" ([-1, 1]) or "unit" ([0, 1]) targets (``value_range``);
     None: the ``Encoder``'s, else the default; one that differs from the ``Encoder``'s is a
     ValueError. PSNR / SSIM / ``train_psnr`` are on [0, 1] pixels either way.
+
+    ``recipe``: "paper" (default) runs with ``lr``, ``weight_scale`` and ``stabilize`` as
+    given; "fast" sets all three to the values chosen on the validation split for a
+    "siren" or STRAINER init (``recipes``; leave them at their defaults), e.g.
+    ``fit_many(images, "siren", recipe="fast", steps=300)``. A schedule it picks spans
+    ``steps``.
     """
     if images.dim() != 4:
         raise ValueError(f"images must be [K, H, W, C], got shape {tuple(images.shape)}")
@@ -308,6 +317,8 @@ def fit_many(
     vr = for_encoder(value_range) if encoder is None else for_encoder(
         value_range, encoder.value_range, f"encoder {encoder.meta.get('path', '(in memory)')}")
     name, weights, net = resolve_net(init, init_weights, width, layers, w0)
+    lr, weight_scale, stabilize = astuple(apply_recipe(
+        recipe, name, lr=lr, weight_scale=weight_scale, stabilize=stabilize))
     h, w = render_size or images.shape[1:3]
     k = images.shape[0]
     check_fits(dev, f"fitting {k} image(s) of {h}x{w} px", signals=k, grid=h * w,
@@ -350,14 +361,14 @@ def _transfer_adam(model: Strainer, init: str, init_weights: Layers | None, lr: 
                              {"params": dec, "lr": lr * transfer_lr[1]}], lr=lr)
 
 
-def fit(image: torch.Tensor, init: str | Encoder = "siren", **kwargs) -> FitResult:
+def fit(image: torch.Tensor, init: str | Encoder = "siren", **kwargs: Any) -> FitResult:
     """Fits one image [H, W, C] in [0, 1]; same arguments as ``fit_many``."""
     if image.dim() != 3:
         raise ValueError(f"image must be [H, W, C], got shape {tuple(image.shape)}")
     return fit_many(image[None], init, **kwargs)
 
 
-def siren_ft_init(train_image: torch.Tensor, **kwargs) -> Layers:
+def siren_ft_init(train_image: torch.Tensor, **kwargs: Any) -> Layers:
     """"siren-ft" init: a random SIREN fitted to one other image [H, W, C]; returns all its
     layers. ``kwargs`` as for ``fit`` (e.g. steps, width, layers, seed)."""
     kwargs.setdefault("log_every", 0)

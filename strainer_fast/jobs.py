@@ -120,7 +120,8 @@ def compare(train: torch.Tensor, test: torch.Tensor, methods: Sequence[str], *,
             train_names: Sequence[str] | None = None, width: int = 256, layers: int = 6,
             shared: int = 5, w0: float = 30.0, steps: int = 2000, lr: float = 1e-4,
             pretrain_steps: int = 5000, pretrain_lr: float | None = None,
-            log_every: int = 100, stabilize: str = "off", keep: str = "best", seed: int = 0,
+            log_every: int = 100, stabilize: str = "off", keep: str = "best",
+            recipe: str = "paper", seed: int = 0,
             device: str = "auto", backend: str = "auto", precision: str = "exact",
             progress: bool = True, verbose: bool = True, points: int | None = None,
             generalizable: dict | None = None, generalizable_steps: int = 1000,
@@ -134,18 +135,24 @@ def compare(train: torch.Tensor, test: torch.Tensor, methods: Sequence[str], *,
     otherwise one is trained for ``generalizable_steps`` on the embedded MRI slice set
     (not on ``train``) and cached (``generalizable.generalizable_model``). ``points``:
     pixels per step of the fits and the STRAINER pretraining (None: the full grid).
-    ``keep``: the iterate each fit returns (``fit.fit_many``). ``value_range``: the targets'
-    range of every pretraining, meta-learning and fit (``value_range``); a given transinr /
-    ipc model must have been trained under it."""
+    ``keep``: the iterate each fit returns, ``recipe``: its settings (``fit.fit_many``;
+    "fast" takes siren and strainer-N methods only). ``value_range``: the targets' range of
+    every pretraining, meta-learning and fit (``value_range``); a given transinr / ipc model
+    must have been trained under it."""
     opts = dict(seed=seed, device=device, backend=backend, precision=precision,
                 progress=progress, value_range=value_range)
     net = dict(width=width, layers=layers, w0=w0)
     fit_kw = dict(net, steps=steps, lr=lr, log_every=log_every, points=points, keep=keep,
-                  **opts)
+                  recipe=recipe, **opts)
     plr = lr if pretrain_lr is None else pretrain_lr
     results: dict[str, FitResult] = {}
     methods = parse_methods(",".join(methods))
     check_methods(methods, train.shape[0])
+    unvalidated = [m for m in methods if recipe != "paper" and m != "siren"
+                   and not m.startswith("strainer-")]
+    if unvalidated:
+        raise ValueError(f"recipe {recipe!r} is validated for the methods siren and strainer-N "
+                         f"only, not {', '.join(unvalidated)}; use --recipe paper for them")
     gen_models = dict(generalizable or {})
     for method in methods:
         t0 = time.perf_counter()
@@ -291,10 +298,12 @@ def fit_job(cfg: FitJob) -> None:
                             train=cfg.train_images, size=cfg.size, lr=cfg.fit.lr,
                             seed=rt.seed, gray=cfg.gray, precision=rt.precision,
                             points=cfg.fit.points or None, weight_scale=cfg.weight_scale,
+                            **({} if cfg.fit.recipe == "paper" else {"recipe": cfg.fit.recipe}),
                             **range_fingerprint(cfg.value_range), **net))
     result = fit_many(image, encoder if encoder is not None else cfg.init, init_weights=weights,
                       steps=cfg.fit.steps, lr=cfg.fit.lr, log_every=cfg.fit.log_every,
                       checkpoint=ckpt, stabilize=cfg.fit.stabilize, keep=cfg.fit.keep,
+                      recipe=cfg.fit.recipe,
                       points=cfg.fit.points or None, weight_scale=cfg.weight_scale,
                       **net, **opts)
     write_report(cfg.out, {cfg.init: result}, image, names, cfg,
@@ -307,6 +316,7 @@ def _compare_kwargs(cfg: CompareJob | DemoJob) -> dict:
     m, f = cfg.model, cfg.fit
     return dict(width=m.width, layers=m.layers, shared=m.shared, w0=m.w0, steps=f.steps,
                 lr=f.lr, log_every=f.log_every, stabilize=f.stabilize, keep=f.keep,
+                recipe=f.recipe,
                 points=f.points or None, pretrain_steps=cfg.pretrain.steps,
                 pretrain_lr=cfg.pretrain.lr, value_range=cfg.value_range,
                 **runtime_kwargs(cfg.runtime))

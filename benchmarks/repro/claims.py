@@ -1,5 +1,5 @@
 """Decides, from the measured JSON of each reproduction script, whether each paper claim is
-supported, and renders docs/REPRODUCTION.md. All rules are here, in code:
+supported, and renders docs/repro-report.md. All rules are here, in code:
 
 - pairwise "A beats B" claims: *supported* when A's mean final PSNR is at least
   ``MARGIN_DB`` above B's and A beats B on at least 2/3 of the images; *partly* when A's

@@ -1,4 +1,4 @@
-"""Runs every reproduction item and writes docs/REPRODUCTION.md from their JSON.
+"""Runs every reproduction item and writes docs/repro-report.md from their JSON.
 
 ``python benchmarks/repro/run_all.py`` (preset ``cpu``, ``make repro``) or ``--preset paper``
 (the paper's sizes, for a GPU; ``make repro-paper``); settings from preregistration.toml.
@@ -230,8 +230,8 @@ def main() -> int:
             (out / f"{ITEMS[key].module.NAME}.json").unlink(missing_ok=True)
     status_path = out / "status.json"
     status = json.loads(status_path.read_text()) if status_path.exists() else {}
-    report = common.DOCS.parent / "REPRODUCTION.md" if out.resolve() == common.DOCS.resolve() \
-        else out / "REPRODUCTION.md"
+    report = common.DOCS.parent / "repro-report.md" if out.resolve() == common.DOCS.resolve() \
+        else out / "repro-report.md"
     if not args.report_only:
         out.mkdir(parents=True, exist_ok=True)
         for key in keys:

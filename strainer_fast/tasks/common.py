@@ -80,7 +80,8 @@ def fit_kwargs(cfg, encoder: Encoder | None, init: str) -> tuple[str | Encoder, 
     STRAINER init gets the ``--strainer-lr`` multipliers."""
     m, f = cfg.model, cfg.fit
     kw = dict(steps=f.steps, lr=f.lr, log_every=f.log_every, stabilize=f.stabilize,
-              keep=f.keep, points=f.points or None, value_range=cfg.value_range,
+              keep=f.keep, recipe=f.recipe, points=f.points or None,
+              value_range=cfg.value_range,
               width=m.width, layers=m.layers, w0=m.w0, **runtime_kwargs(cfg.runtime))
     if init == "strainer":
         return encoder, dict(kw, transfer_lr=cfg.strainer_lr)
