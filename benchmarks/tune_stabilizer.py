@@ -17,7 +17,9 @@ Pre-registered before it was run (the rule below is in the committed script and 
   bound; revert missed 45 dB for SIREN; no SIREN candidate had fewer drops within the bound):
   decay (cosine decay without warm-up), decay+clip, decay+revert. Stage 3, added while stage 2
   ran (decay had 1 drop but missed the 45 dB bound: 256 vs 248 steps): amsgrad, amsgrad+clip.
-  The rule was not changed; it is applied to all nine.
+  Stage 4, added before the stage-3 results for amsgrad+clip and the STRAINER init were in
+  (amsgrad: 8 drops, as off): wsd (the base rate for half the steps, then cosine decay).
+  The rule was not changed; it is applied to all ten.
 - Curve: mean training PSNR of the 2 slices per step; drops: ``stability.find_drops`` per
   slice (> 1 dB below the best so far), counted when the drop episode starts after step 100.
 - Rule, per init: eligible = modes that reach every target in (30, 40, 45 dB) that "off"
@@ -49,6 +51,7 @@ import torch
 
 import strainer_fast
 from machine import cpu_name
+from strainer_fast.checkpoint import load_encoder
 from strainer_fast.data import load_images, validation_split
 from strainer_fast.fit import fit_many
 from strainer_fast.pretrain import pretrain
@@ -56,6 +59,7 @@ from strainer_fast.stability import STABILIZE, find_drops
 
 RESULTS = Path(__file__).resolve().parent / "results"
 PARTS = RESULTS / "tune_stabilizer"
+ROOT = RESULTS.parents[1]
 TARGETS = (30.0, 40.0, 45.0)
 AFTER_STEP = 100
 MAX_EXTRA = 1.10
@@ -167,11 +171,17 @@ def main() -> None:
                 continue
             extra = {}
             if init == "strainer":
+                # the same seeded encoder in every process: cached in the git-ignored build/
+                saved = ROOT / "build" / f"tune_stabilizer_encoder_{args.pretrain_steps}.pt"
+                if encoder is None and saved.exists():
+                    encoder = load_encoder(saved)
                 if encoder is None:
                     train, _ = load_images(tune_paths, args.size)
                     t0 = time.perf_counter()
+                    saved.parent.mkdir(parents=True, exist_ok=True)
                     encoder = pretrain(train, steps=args.pretrain_steps, lr=1e-4,
-                                       shared=args.shared, progress=False, **net).encoder()
+                                       shared=args.shared, progress=False, out=saved,
+                                       **net).encoder()
                     print(f"pretraining: {time.perf_counter() - t0:.0f} s", flush=True)
                 start = encoder
             else:

@@ -13,6 +13,8 @@ picks one of ``STABILIZE``:
   its weights and Adam moments go back to the best iterate and its step size is halved.
 
 - ``"decay+clip"`` / ``"decay+revert"``: the decay schedule with that per-network stabiliser;
+- ``"wsd"``: warm-up-free "stable then decay": the base rate for the first half of the
+  steps, then cosine decay to 10% of it over the second half;
 - ``"amsgrad"``: Adam's AMSGrad variant (the second-moment estimate never decreases, so the
   step size cannot grow as the gradients shrink); ``"amsgrad+clip"``: with clipping.
 
@@ -36,7 +38,7 @@ __all__ = ["STABILIZE", "Stabilizer", "make_stabilizer", "find_drops", "drop_sta
            "check_independent"]
 
 STABILIZE = ("off", "cosine", "decay", "clip", "revert", "decay+clip", "decay+revert",
-             "amsgrad", "amsgrad+clip")
+             "amsgrad", "amsgrad+clip", "wsd")
 
 
 def find_drops(curve, threshold_db: float = 1.0, start: int = 0) -> list[dict]:
@@ -196,6 +198,16 @@ class _Decay(_Cosine):
     warmup_fraction = 0.0
 
 
+class _WSD(_Cosine):
+    warmup_fraction = 0.0
+
+    def before_step(self, step, mse) -> None:
+        half = self.steps // 2
+        t = max(0, step - half) / max(1, self.steps - half)
+        for g, lr in zip(self.opt.param_groups, self.base):
+            g["lr"] = lr * (0.1 + 0.45 * (1 + math.cos(math.pi * t)))
+
+
 class _AMSGrad(Stabilizer):
     def __init__(self, model, opt, steps) -> None:
         super().__init__(model, opt, steps)
@@ -223,7 +235,7 @@ class _Chain(Stabilizer):
 
 
 _MODES = {"off": Stabilizer, "cosine": _Cosine, "decay": _Decay, "clip": _Clip,
-          "amsgrad": _AMSGrad,
+          "amsgrad": _AMSGrad, "wsd": _WSD,
           "revert": _Revert}
 
 
