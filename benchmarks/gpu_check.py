@@ -2,15 +2,26 @@
 
 On one H100/H200 with no network, in at most --budget seconds (default 470):
 
-1. cutlass    CUTLASS headers from $STRAINER_FAST_CUTLASS_DIR (a folder holding
-              cutlass/cutlass.h), else the ``nvidia-cutlass`` wheel carried in ``.whl/``
+1. install    By default, the prebuilt CUDA extension: ``.whl/strainer_fast-*.whl``, made by
+              ``python benchmarks/gpu_check.py --make-wheel`` on a machine with the GPU machine's
+              CUDA build of torch and nvcc (archs ``80;90a-real``; no GPU needed) and carried in
+              ``.whl/`` (git-ignored) next to its ``strainer_fast-wheel.json``, which records a
+              digest of the compiled sources (csrc/, CMakeLists.txt). Its ``_C`` library joins
+              this checkout's Python package in a temporary folder, in seconds. A missing wheel
+              or one built from other sources (the digest differs) falls through to 2-3.
+2. cutlass    (source builds only) CUTLASS headers from $STRAINER_FAST_CUTLASS_DIR (a folder
+              holding cutlass/cutlass.h), else the ``nvidia-cutlass`` wheel carried in ``.whl/``
               (``pip install --no-index --no-deps --target`` into a temporary folder), else an
               installed ``cutlass_library``.
-2. build      ``pip install --no-build-isolation --no-deps --no-index --target`` of this checkout
-              into a temporary folder, for the device's own arch (cc 9.0 -> ``90a-real``; via
-              STRAINER_FAST_CUDA_ARCHS, CUDAARCHS and TORCH_CUDA_ARCH_LIST); fails if the result
-              has no CUDA kernels.
-3. tests      ``python_tests/test_cuda.py`` (self-check strict) with a JUnit summary.
+3. build      (``--build``, or no usable wheel) ``pip install --no-build-isolation --no-deps
+              --no-index --target`` of this checkout into a temporary folder, for the device's
+              own arch (cc 9.0 -> ``90a-real``; via STRAINER_FAST_CUDA_ARCHS, CUDAARCHS and
+              TORCH_CUDA_ARCH_LIST); never timed against a full sm_90a build on the GPU
+              machine, so its limit is a guess. Fails if the result has no CUDA kernels.
+   selfcheck  first thing on the hardware: the self-check in its child process, the launcher's
+              branch counters against the host-side dispatch plan, and a non-current device
+              when there are two (the test_cuda.py tests below, -x).
+4. tests      the rest of ``python_tests/test_cuda.py`` (self-check strict), JUnit summary.
 4. memcheck   ``compute-sanitizer --tool memcheck`` on python_tests/cuda_sanitizer_case.py
 5. racecheck  ``compute-sanitizer --tool racecheck`` on the same case (forward + backward in
               every precision; self-check off to keep it small). "unsupported" where the tool
@@ -22,13 +33,15 @@ stage does not stop the next. Writes benchmarks/results/gpu_check.json (device, 
 CUDA versions, git commit, each stage's status and time, test summary) and copies it, the
 benchmark's JSON and table and the logs into $OUT when that is set (at most 8 files).
 
-    python benchmarks/gpu_check.py [--budget 470] [--dry-run] [--skip bench,racecheck]
+    python benchmarks/gpu_check.py [--budget 470] [--dry-run] [--skip bench,racecheck] [--build]
+    python benchmarks/gpu_check.py --make-wheel   # on a CUDA-torch machine, before the GPU run
 """
 
 from __future__ import annotations
 
 import argparse
 import glob
+import hashlib
 import json
 import os
 import shutil
@@ -43,10 +56,16 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "benchmarks" / "results"
 CASE = REPO / "python_tests" / "cuda_sanitizer_case.py"
+WHEEL_DIR = REPO / ".whl"
+WHEEL_INFO = "strainer_fast-wheel.json"
+WHEEL_ARCHS = "80;90a-real"
+# test_cuda.py tests of the selfcheck stage (the tests stage deselects them)
+FIRST_TESTS = ("branch_counters_match_the_plan or selfcheck_in_a_child_process or "
+               "another_device_than_the_current or selfcheck_passes")
 
 # name: seconds at most (each also capped by what is left of the budget)
-STAGE_LIMITS = {"cutlass": 60, "build": 230, "tests": 150, "memcheck": 70, "racecheck": 70,
-                "bench": 200}
+STAGE_LIMITS = {"install": 60, "cutlass": 60, "build": 230, "selfcheck": 90, "tests": 150,
+                "memcheck": 70, "racecheck": 70, "bench": 200}
 
 
 @dataclass
@@ -142,6 +161,95 @@ def find_cutlass(check: Check, stage: Stage) -> str | None:
     return None
 
 
+def source_digest() -> str:
+    """sha256 of what the compiled extension is built from (csrc/, CMakeLists.txt)."""
+    h = hashlib.sha256()
+    files = sorted(p for p in (REPO / "csrc").rglob("*") if p.is_file())
+    for path in [*files, REPO / "CMakeLists.txt"]:
+        h.update(str(path.relative_to(REPO)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+def prebuilt_wheel() -> tuple[Path | None, str]:
+    """(the carried wheel, why) when its sources match this checkout's, else (None, why not)."""
+    wheels = sorted(WHEEL_DIR.glob("strainer_fast-*.whl"))
+    if not wheels:
+        return None, f"no prebuilt wheel in {WHEEL_DIR} (make one with --make-wheel)"
+    try:
+        info = json.loads((WHEEL_DIR / WHEEL_INFO).read_text())
+    except (OSError, ValueError):
+        return None, f"{wheels[-1].name} has no readable {WHEEL_INFO} (remake it with --make-wheel)"
+    if info.get("wheel") != wheels[-1].name or info.get("sources") != source_digest():
+        return None, (f"{wheels[-1].name} was built from other sources than this checkout's "
+                      "csrc/ and CMakeLists.txt (remake it with --make-wheel)")
+    return wheels[-1], f"{wheels[-1].name} (archs {info.get('archs')}, torch {info.get('torch')})"
+
+
+def probe_cuda(site: str, cwd: Path) -> tuple[bool, str]:
+    """Whether strainer_fast in `site` has its CUDA kernels built and registered."""
+    probe = subprocess.run(
+        [sys.executable, "-c", "import strainer_fast._C as c, strainer_fast.ops as o; "
+         "print(c.built_with_cuda(), o.compiled_kernel_available('cuda'))"],
+        cwd=cwd, env=dict(os.environ, PYTHONPATH=site), capture_output=True, text=True)
+    return probe.stdout.split() == ["True", "True"], probe.stdout.strip() or probe.stderr[-300:]
+
+
+def install_wheel(check: Check, stage: Stage, wheel: Path, site: str) -> bool:
+    """The wheel's compiled _C next to this checkout's Python package, in `site`."""
+    unpacked = check.work / "wheel"
+    proc = check.run(stage, [sys.executable, "-m", "pip", "install", "-q", "--no-index",
+                             "--no-deps", "--no-compile", "--target", str(unpacked), str(wheel)],
+                     STAGE_LIMITS["install"])
+    libs = sorted((unpacked / "strainer_fast").glob("_C*.so")) if proc is not None else []
+    if proc is None or proc.returncode != 0 or not libs:
+        if stage.status != "timeout":
+            stage.status, stage.detail = "failed", f"could not unpack {wheel.name}: {tail(stage.log, 5)}"
+        return False
+    shutil.copytree(REPO / "strainer_fast", Path(site) / "strainer_fast",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.so"))
+    shutil.copy(libs[-1], Path(site) / "strainer_fast" / libs[-1].name)
+    ok, text = probe_cuda(site, check.work)
+    stage.status = "ok" if ok else "failed"
+    stage.detail = f"{wheel.name}" + ("" if ok else f"; CUDA kernels built and registered: {text}")
+    return ok
+
+
+def make_wheel() -> int:
+    """Builds .whl/strainer_fast-*.whl (archs 80;90a-real) and its WHEEL_INFO here: needs a
+    CUDA build of torch (the GPU machine's version), nvcc of its major version and CUTLASS."""
+    import torch
+
+    if torch.version.cuda is None:
+        print("gpu_check --make-wheel: this torch is a CPU-only build; the wheel needs the GPU "
+              "machine's CUDA build of torch (and nvcc, CUTLASS) on the building machine",
+              file=sys.stderr)
+        return 2
+    WHEEL_DIR.mkdir(exist_ok=True)
+    for old in WHEEL_DIR.glob("strainer_fast-*.whl"):
+        old.unlink()
+    env = dict(os.environ, STRAINER_FAST_CUDA_ARCHS=WHEEL_ARCHS)
+    proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-build-isolation",
+                           "--no-deps", "-w", str(WHEEL_DIR), str(REPO)], env=env)
+    wheels = sorted(WHEEL_DIR.glob("strainer_fast-*.whl"))
+    if proc.returncode != 0 or not wheels:
+        print("gpu_check --make-wheel: pip wheel failed", file=sys.stderr)
+        return 1
+    with tempfile.TemporaryDirectory() as tmp:
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-index",
+                        "--target", tmp, str(wheels[-1])], check=True)
+        ok, text = probe_cuda(tmp, Path(tmp))
+    if not ok:
+        print(f"gpu_check --make-wheel: {wheels[-1].name} lacks the CUDA kernels: {text}",
+              file=sys.stderr)
+        wheels[-1].unlink()
+        return 1
+    (WHEEL_DIR / WHEEL_INFO).write_text(json.dumps({
+        "wheel": wheels[-1].name, "sources": source_digest(), "archs": WHEEL_ARCHS,
+        "torch": torch.__version__, "cuda": torch.version.cuda, **git_commit()}, indent=1))
+    print(f"gpu_check: {wheels[-1]} (carry .whl/ to the GPU machine)")
+    return 0
+
+
 def junit_summary(path: Path) -> dict:
     try:
         root = ET.parse(path).getroot()
@@ -220,8 +328,14 @@ def plan(args) -> list[str]:
               if os.environ.get("STRAINER_FAST_CUTLASS_DIR") else
               f"wheel {Path(wheels[-1]).name}" if wheels else
               "an installed cutlass_library (none carried in .whl/)")
-    return [f"budget {args.budget:.0f} s; CUTLASS from {source}"] + [
-        f"{name}: at most {limit} s" + (" (skipped)" if name in args.skip else "")
+    wheel, why = prebuilt_wheel()
+    build = args.build or wheel is None
+    start = (f"build from source (--build); {why}" if args.build else
+             f"install the prebuilt {why}" if wheel else f"build from source: {why}")
+    not_run = {"install"} if build else {"cutlass", "build"}
+    return [f"budget {args.budget:.0f} s; {start}; CUTLASS from {source}"] + [
+        f"{name}: at most {limit} s" + (" (skipped)" if name in args.skip else
+                                        " (not run)" if name in not_run else "")
         for name, limit in STAGE_LIMITS.items()]
 
 
@@ -230,6 +344,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--budget", type=float, default=470.0, help="seconds for all stages")
     parser.add_argument("--skip", default="", help="comma-separated stages to skip")
     parser.add_argument("--dry-run", action="store_true", help="print the plan, run nothing")
+    parser.add_argument("--build", action="store_true",
+                        help="build from source even when a matching prebuilt wheel is carried")
+    parser.add_argument("--make-wheel", action="store_true",
+                        help="build .whl/strainer_fast-*.whl for a later GPU run, and stop")
     parser.add_argument("--bench-args", default="--grids 512,178 --repeats 20",
                         help="the target grid first: partial results survive the time limit")
     parser.add_argument("--out", default=str(RESULTS / "gpu_check.json"))
@@ -238,6 +356,8 @@ def main(argv: list[str] | None = None) -> int:
     unknown = args.skip - set(STAGE_LIMITS)
     if unknown:
         parser.error(f"unknown stages {sorted(unknown)}; stages: {list(STAGE_LIMITS)}")
+    if args.make_wheel:
+        return make_wheel()
     if args.dry_run:
         print("gpu_check plan:\n  " + "\n  ".join(plan(args)))
         return 0
@@ -269,13 +389,18 @@ def main(argv: list[str] | None = None) -> int:
         print(f"== {name} (at most {min(STAGE_LIMITS[name], check.left()):.0f} s)", flush=True)
         return s
 
+    built = False
+    wheel, why = (None, "--build") if args.build else prebuilt_wheel()
+    if wheel is None:
+        check.stages.append(Stage("install", "skipped", detail=why))
+    elif (s := stage("install")) is not None:
+        built = install_wheel(check, s, wheel, site)
     cutlass = None
-    if (s := stage("cutlass")) is not None:
+    if not built and (s := stage("cutlass")) is not None:
         t0 = time.monotonic()
         cutlass = find_cutlass(check, s)
         s.seconds = time.monotonic() - t0
-    built = False
-    if (s := stage("build")) is not None:
+    if not built and (s := stage("build")) is not None:
         archs, torch_archs = device_arch()
         env = dict(check.env, STRAINER_FAST_CUDA_ARCHS=archs, CUDAARCHS=archs,
                    TORCH_CUDA_ARCH_LIST=torch_archs, CMAKE_BUILD_PARALLEL_LEVEL=str(os.cpu_count()))
@@ -285,34 +410,34 @@ def main(argv: list[str] | None = None) -> int:
                              "--no-deps", "--no-index", "--target", site, str(REPO)],
                          STAGE_LIMITS["build"], env=env)
         if proc is not None:
-            probe = subprocess.run(
-                [sys.executable, "-c", "import strainer_fast._C as c, strainer_fast.ops as o; "
-                 "print(c.built_with_cuda(), o.compiled_kernel_available('cuda'))"],
-                cwd=work, env=dict(check.env, PYTHONPATH=site), capture_output=True, text=True)
-            built = proc.returncode == 0 and probe.stdout.split() == ["True", "True"]
+            probed, text = probe_cuda(site, work)
+            built = proc.returncode == 0 and probed
             s.status = "ok" if built else "failed"
             notes = [ln.strip() for ln in Path(s.log).read_text(errors="replace").splitlines()
                      if "strainer_fast:" in ln or "error" in ln.lower()][-6:]
             s.detail = (f"archs {archs}, {s.seconds:.0f} s; " if built else
                         f"pip exit {proc.returncode}, {s.seconds:.0f} s; CUDA kernels built and "
-                        f"registered: {probe.stdout.strip() or probe.stderr[-300:]}; ") + " / ".join(notes)
+                        f"registered: {text}; ") + " / ".join(notes)
         print(f"   build: {s.status} in {s.seconds:.0f} s", flush=True)
     env_site = dict(check.env, PYTHONPATH=site, STRAINER_FAST_GPU_CHECK="1")
-    if (s := stage("tests")) is not None:
+    for name, select in (("selfcheck", ["-x", "-k", FIRST_TESTS]),
+                         ("tests", ["-k", f"not ({FIRST_TESTS})"])):
+        if (s := stage(name)) is None:
+            continue
         if not built:
             s.status, s.detail = "skipped", "no CUDA build"
-        else:
-            xml = work / "tests.xml"
-            proc = check.run(s, [sys.executable, "-m", "pytest", "-q", "-rfEs", "-p",
-                                 "no:cacheprovider", f"--junitxml={xml}", "test_cuda.py"],
-                             STAGE_LIMITS["tests"], cwd=REPO / "python_tests", env=env_site)
-            report["tests"] = junit_summary(xml)
-            if proc is not None:
-                s.status = "ok" if proc.returncode == 0 else "failed"
-                t = report["tests"]
-                s.detail = (f"{t.get('tests', '?')} tests, {t.get('failures', '?')} failed, "
-                            f"{t.get('errors', '?')} errors, {t.get('skipped', '?')} skipped"
-                            if t else tail(s.log, 8))
+            continue
+        xml = work / f"{name}.xml"
+        proc = check.run(s, [sys.executable, "-m", "pytest", "-q", "-rfEs", "-p",
+                             "no:cacheprovider", f"--junitxml={xml}", *select, "test_cuda.py"],
+                         STAGE_LIMITS[name], cwd=REPO / "python_tests", env=env_site)
+        report[name] = junit_summary(xml)
+        if proc is not None:
+            s.status = "ok" if proc.returncode == 0 else "failed"
+            t = report[name]
+            s.detail = (f"{t.get('tests', '?')} tests, {t.get('failures', '?')} failed, "
+                        f"{t.get('errors', '?')} errors, {t.get('skipped', '?')} skipped"
+                        if t else tail(s.log, 8))
     for tool in ("memcheck", "racecheck"):
         if (s := stage(tool)) is not None:
             if not built:

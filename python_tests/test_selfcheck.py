@@ -8,7 +8,12 @@ The bounds are checked against the CPU fused kernel and against emulated tf32 / 
 
 from __future__ import annotations
 
+import dataclasses
+import re
+import sys
+import time
 import warnings
+from pathlib import Path
 
 import pytest
 import torch
@@ -96,7 +101,9 @@ def test_cpu_fused_kernel_passes_with_margin(dtype):
     result = selfcheck.run("cpu", "exact", dtype)
     assert result.passed, result.describe()
     assert result.worst[1] < result.bound / 5, result.describe()
-    assert len(result.errors) == 4 * (1 + 2 * 4) + 2  # 4 configs x (out, 4 W, 4 b), x grad twice
+    # every problem's output, W and b of every layer, and x's gradient where it has one
+    assert len(result.errors) == sum(1 + 2 * (len(c.widths) - 1) + c.need_x
+                                     for c in selfcheck.configs())
 
 
 @pytest.mark.parametrize("precision, emulation", [
@@ -118,11 +125,16 @@ def test_bounds_reject_a_coarser_precision(monkeypatch, precision, emulation):
 
 # ---- the fallback machinery, with injected faults on a smaller problem ----
 
+FULL_CONFIGS = selfcheck.configs
+
+
 @pytest.fixture
 def cpu_checked(monkeypatch):
-    """Self-check on for CPU tensors (as for CUDA ones), a fast problem, no verdicts yet."""
+    """Self-check on for CPU tensors (as for CUDA ones), in this process, the problems cut to
+    at most 131 points, no verdicts yet."""
     monkeypatch.setattr(selfcheck, "CHECKED_DEVICE_TYPES", frozenset({"cuda", "cpu"}))
-    monkeypatch.setattr(selfcheck, "POINTS", 131)
+    monkeypatch.setattr(selfcheck, "configs", lambda sms=1: [
+        dataclasses.replace(c, points=min(c.points, 131)) for c in FULL_CONFIGS(sms)])
     monkeypatch.delenv(selfcheck.ENV, raising=False)
     selfcheck.reset()
     yield monkeypatch
@@ -165,7 +177,8 @@ def real_output(x, ws, bs, om):
         return REAL_FORWARD(x, ws, bs, om, True, False, 0)[0]
 
 
-def test_passing_kernel_is_used_without_warning(cpu_checked):
+def fused_used_silently() -> selfcheck.SelfCheckResult:
+    """One call passes its check without a warning and runs the fused kernel; its verdict."""
     x, ws, bs, om = net()
     with warnings.catch_warnings():
         warnings.simplefilter("error")
@@ -173,6 +186,11 @@ def test_passing_kernel_is_used_without_warning(cpu_checked):
     assert torch.equal(out, real_output(x, ws, bs, om))
     (result,) = selfcheck.results().values()
     assert result.passed and result.device == "cpu" and result.precision == "exact"
+    return result
+
+
+def test_passing_kernel_is_used_without_warning(cpu_checked):
+    fused_used_silently()
 
 
 def test_failing_forward_warns_once_and_uses_the_reference(cpu_checked):
@@ -250,7 +268,8 @@ def test_raising_kernel_fails_the_check(cpu_checked):
         raise RuntimeError("CUDA error: no kernel image is available for execution")
 
     cpu_checked.setattr(NS, "fused_mlp_forward", broken)
-    with pytest.warns(RuntimeWarning, match="the fused op raised: RuntimeError: CUDA error"):
+    with pytest.warns(RuntimeWarning,
+                      match="the fused op raised in 'mlp: shared x.*': RuntimeError: CUDA error"):
         out = call(*net())
     assert out.shape == (4, 57, 3)
 
@@ -311,6 +330,92 @@ def test_unchecked_device_types_skip_the_check(monkeypatch):
     assert not torch.equal(out, reference.batched_sine_mlp(x, ws, bs, om, True))
 
 
+# ---- the verdict's key ----
+
+def test_verdict_is_per_tf32_setting_and_sm90_setting(cpu_checked):
+    x, ws, bs, om = net()
+    call(x, ws, bs, om)
+    before = torch.backends.cuda.matmul.allow_tf32
+    try:
+        torch.backends.cuda.matmul.allow_tf32 = not before
+        call(x, ws, bs, om)
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = before
+    cpu_checked.setenv(selfcheck.SM90_ENV, "0")
+    call(x, ws, bs, om)
+    keys = sorted(selfcheck.results(), key=str)
+    assert len(keys) == 3 and {k[4] for k in keys} == {True, False} and {k[5] for k in keys} == {"", "0"}
+    assert all(r.passed for r in selfcheck.results().values())
+
+
+# ---- crash isolation: the check in a child process (a stand-in child injects the faults) ----
+
+CHILD = Path(__file__).with_name("selfcheck_child.py")
+
+
+@pytest.fixture
+def isolated(cpu_checked):
+    """CPU checks in a child process: selfcheck_child.py in the given mode."""
+    cpu_checked.setattr(selfcheck, "ISOLATED_DEVICE_TYPES", frozenset({"cuda", "cpu"}))
+
+    def use(mode: str) -> None:
+        cpu_checked.setattr(selfcheck, "_child_command", lambda: [sys.executable, str(CHILD), mode])
+    return use
+
+
+def one_warning(record) -> str:
+    msgs = [str(w.message) for w in record if "self-check" in str(w.message)]
+    assert len(msgs) == 1, msgs
+    assert "\n" not in msgs[0]
+    return msgs[0]
+
+
+def test_a_check_that_kills_its_process_leaves_the_reference_working(isolated):
+    isolated("abort")
+    x, ws, bs, om = net()
+    with pytest.warns(RuntimeWarning) as record:
+        out = call(x, ws, bs, om)
+    msg = one_warning(record)
+    assert re.search(r"self-check on cpu for precision='exact', torch.float32: the check's child "
+                     r"process died \(killed by SIGABRT\) while running 'tiny crash'", msg), msg
+    ref = reference.batched_sine_mlp(x, ws, bs, om, True)
+    assert torch.equal(out, ref)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # warned once; later calls (and their backward) work
+        out = call(x, ws, bs, om)
+        out.sum().backward()
+    assert torch.equal(out, ref) and ws[0].grad is not None
+    (result,) = selfcheck.results().values()
+    assert not result.passed and result.errors == {}
+
+
+def test_a_check_that_hangs_is_killed_at_the_timeout(isolated, monkeypatch):
+    isolated("hang")
+    monkeypatch.setenv(selfcheck.TIMEOUT_ENV, "2")
+    x, ws, bs, om = net()
+    t0 = time.monotonic()
+    with pytest.warns(RuntimeWarning) as record:
+        out = call(x, ws, bs, om)
+    assert time.monotonic() - t0 < 30
+    msg = one_warning(record)
+    assert ("timed out after 2 s (STRAINER_FAST_CUDA_SELFCHECK_TIMEOUT) while running "
+            "'tiny hang'") in msg, msg
+    assert torch.equal(out, reference.batched_sine_mlp(x, ws, bs, om, True))
+
+
+def test_a_passing_check_in_a_child_enables_the_kernel(isolated):
+    isolated("pass")
+    result = fused_used_silently()
+    assert {k.split(":")[0] for k in result.errors} == {"tiny ok", "tiny crash"}
+
+
+def test_bad_timeout_is_a_clear_error(isolated, monkeypatch):
+    isolated("pass")
+    monkeypatch.setenv(selfcheck.TIMEOUT_ENV, "soon")
+    with pytest.raises(ValueError, match="must be a number of seconds"):
+        call(*net())
+
+
 # ---- precision="tf32" plumbing (the kernel side is in test_cuda.py) ----
 
 def test_tf32_validation_messages():
@@ -322,3 +427,10 @@ def test_tf32_validation_messages():
     with pytest.raises(ValueError, match="only precision='exact'"):
         ops.sine_mlp(x.float(), [ws[0].float()], [bs[0].float()], [30.0], backend="reference",
                      precision="tf32")
+
+
+def test_stated_cost_is_the_computed_one():
+    """The docstring's FLOP figure is flops() of the problems (not a measured number)."""
+    m = re.search(r"(\d+\.\d) GFLOP of fused GEMM work on an H100 \((\d+)\s+SMs\)",
+                  selfcheck.__doc__)
+    assert m and float(m[1]) == round(selfcheck.flops(int(m[2])) / 1e9, 1)

@@ -39,6 +39,7 @@
 #include <c10/cuda/CUDAStream.h>
 #include <torch/library.h>
 
+#include <array>
 #include <atomic>
 #include <climits>
 #include <cstdint>
@@ -46,6 +47,7 @@
 #include <optional>
 #include <string_view>
 
+#include "../dispatch.h"
 #include "../mlp_args.h"
 #include "mlp_elementwise.cuh"
 #include "tc_gemm.h"
@@ -55,14 +57,16 @@ namespace {
 
 using TensorVec = std::vector<at::Tensor>;
 using bf16 = __nv_bfloat16;
-
-constexpr int64_t kLowpMinInput = 16;  // same threshold as the CPU bf16 mode
-constexpr int64_t kSplitMinDepth = 2048;  // points per serial split-K slice, at least
-
-enum class Gemm { kAten, kTf32, kBf16 };
-
-int64_t round8(int64_t v) { return (v + 7) / 8 * 8; }
-int64_t round4(int64_t v) { return (v + 3) / 4 * 4; }
+// The dispatch rules (engines, GEMM problems, kinds, split-K, batching, alignment) live in
+// ../dispatch.h, shared with dispatch::plan_launches, which replays this file's control
+// flow on host data; keep the two in step (python_tests/test_dispatch.py, and on a GPU
+// test_cuda.py::test_branch_counters_match_the_plan, compare them).
+using dispatch::Engine;
+using dispatch::Role;
+using dispatch::Site;
+using dispatch::round4;
+using dispatch::round8;
+using Gemm = Engine;
 
 // A function, not the macro: launcher calls carry template argument lists (commas).
 void cuda_ok(cudaError_t err) { C10_CUDA_CHECK(err); }
@@ -73,10 +77,10 @@ int device_attribute(cudaDeviceAttr attr, int device) {
   return value;
 }
 
-// GEMMs run by the sm_90a kernels, for tests (cuda_sm90_forward_launches: the fused
-// forward; cuda_sm90_backward_launches: the dX-with-gate and bf16 dW GEMMs).
-std::atomic<int64_t> g_sm90_forward_launches{0};
-std::atomic<int64_t> g_sm90_backward_launches{0};
+// Launches per branch (dispatch::branch_id) in this process, for tests and the self-check.
+std::array<std::atomic<int64_t>, dispatch::kBranches> g_branch_counts{};
+
+void count(int branch) { g_branch_counts[branch].fetch_add(1, std::memory_order_relaxed); }
 
 // The sm_90a kernels are in this binary and STRAINER_FAST_CUDA_SM90 is not "0" (which
 // forces the sm80 kernels, e.g. to compare both).
@@ -103,10 +107,7 @@ struct Plan {
        at::ArrayRef<double> omegas, bool last, int64_t precision)
       : g(geo), last_linear(last) {
     TORCH_CHECK(x.is_cuda(), "strainer_fast: the CUDA kernel got a tensor on ", x.device());
-    TORCH_CHECK(g.signals <= 65535, "strainer_fast: at most 65535 signals per CUDA call, got ",
-                g.signals);
-    TORCH_CHECK(g.points <= INT_MAX / 2, "strainer_fast: at most ", INT_MAX / 2,
-                " points per CUDA call, got ", g.points);
+    dispatch::check_limits(g.signals, g.points);
     TORCH_CHECK(precision == 0 || x.scalar_type() == at::kFloat, "strainer_fast: precision='",
                 precision == 1 ? "bf16" : "tf32", "' needs float32 tensors, got ",
                 x.scalar_type());
@@ -120,9 +121,8 @@ struct Plan {
                   "strainer_fast: precision='", precision == 1 ? "bf16" : "tf32",
                   "' needs a GPU of compute capability 8.0 or newer");
     }
-    const Gemm lowp = precision == 1 ? Gemm::kBf16 : precision == 2 ? Gemm::kTf32 : Gemm::kAten;
     for (int64_t l = 0; l < g.layers; ++l) {
-      gemm.push_back(g.widths[l] >= kLowpMinInput ? lowp : Gemm::kAten);
+      gemm.push_back(dispatch::layer_engine(precision, g.widths[l]));
       wf.push_back(g.sine(l, last_linear) ? (weights[l] * omegas[l]).contiguous()
                                           : weights[l].contiguous());
     }
@@ -142,7 +142,7 @@ struct Plan {
 
   // Layer l's GEMMs see a shared input through the concatenated weights.
   bool concat(int64_t l) const { return l == 0 && g.shared_x; }
-  bool first_layer_kernel() const { return g.widths[0] <= kFirstLayerMaxIn; }
+  bool first_layer_kernel() const { return dispatch::first_layer_kernel(g.widths[0]); }
   double scale(int64_t l, at::ArrayRef<double> omegas) const {
     return g.sine(l, last_linear) ? omegas[l] : 1.0;
   }
@@ -152,39 +152,17 @@ const void* ptr(const at::Tensor& t) { return t.data_ptr(); }
 
 void check_tc(const char* err) { TORCH_CHECK(err == nullptr, err); }
 
-// TF32 GEMM kind: 4-element (16-byte) vector accesses when every extent, leading
-// dimension, batch stride and pointer allows, else scalar accesses.
-TcKind tf32_kind(std::initializer_list<int64_t> extents, std::initializer_list<const void*> ptrs) {
-  for (int64_t e : extents) {
-    if (e % 4 != 0) return TcKind::kTf32Align1;
-  }
-  for (const void* p : ptrs) {
-    if (reinterpret_cast<uintptr_t>(p) % 16 != 0) return TcKind::kTf32Align1;
-  }
-  return TcKind::kTf32;
-}
+using dispatch::gemm_kind;
 
-// The kernel kind of GEMM `p`: bf16 if `lo`, else tf32 when every extent, leading dimension,
-// batch stride and pointer is 16-byte aligned (`a_inner`: A's contiguous extent).
-TcKind gemm_kind(bool lo, const TcGemm& p, int64_t a_inner) {
-  if (lo) return TcKind::kBf16;
-  return tf32_kind({a_inner, p.n, p.lda, p.ldb, p.ldd, p.batch_a, p.batch_b, p.batch_d},
-                   {p.a, p.b, p.d});
-}
-
-// Runs a tensor-core GEMM, on the sm_90a kernel where plan.sm90 and it takes the problem
-// (bf16 dW), else on the sm80 one; `split` allows deterministic split-K (single-batch
-// problems only; both kernels' tiles are 128 x 128).
+// Runs a tensor-core GEMM at `site`, on the sm_90a kernel where plan.sm90 and it takes the
+// problem (bf16 dW), else on the sm80 one; `split` allows deterministic split-K
+// (single-batch problems only; both kernels' tiles are 128 x 128).
 template <typename T>
-void run_tc(TcKind kind, TcLayout layout, TcGemm p, bool split, const at::Tensor& like,
-            const Plan<T>& plan) {
-  if (split && p.batches == 1) {
-    const int64_t tiles = ((p.m + 127) / 128) * ((p.n + 127) / 128);
-    const int64_t want = (2 * plan.sms + tiles - 1) / tiles;
-    const int64_t most = std::max<int64_t>(1, p.k / kSplitMinDepth);
-    p.splits = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>({want, most, 32})));
-  }
+void run_tc(TcKind kind, TcLayout layout, TcGemm p, bool split, Site site,
+            const at::Tensor& like, const Plan<T>& plan) {
+  dispatch::set_splits(p, split, plan.sms);
   const bool sm90 = plan.sm90 && tc_gemm_sm90_can_run(kind, layout, p);
+  count(dispatch::branch_id(dispatch::gemm_role(site, sm90, p), kind));
   const size_t bytes = sm90 ? tc_gemm_sm90_workspace_bytes(kind, layout, p)
                             : tc_gemm_workspace_bytes(kind, layout, p);
   at::Tensor workspace;
@@ -194,7 +172,6 @@ void run_tc(TcKind kind, TcLayout layout, TcGemm p, bool split, const at::Tensor
   void* ws = bytes > 0 ? workspace.data_ptr() : nullptr;
   if (sm90) {
     check_tc(tc_gemm_sm90_run(kind, layout, p, ws, plan.stream));
-    g_sm90_backward_launches.fetch_add(1, std::memory_order_relaxed);
   } else {
     check_tc(tc_gemm_run(kind, layout, p, ws, plan.stream));
   }
@@ -327,6 +304,7 @@ std::tuple<at::Tensor, TensorVec> forward_impl(const at::Tensor& x_in, at::Tenso
       const T* wp = plan.wf[0].template data_ptr<T>();
       const T* xp = x.template data_ptr<T>();
       T* zo = z_out(at::Tensor());
+      count(dispatch::branch_id(Role::kFwdFirstLayer));
       if (next.lo) {
         cuda_ok(launch_first_layer<T, bf16>(xp, xs, static_cast<int>(wi), wp, bp, sh, sine,
                                             operand_act<bf16>(next, N, wo, false), zo,
@@ -340,45 +318,34 @@ std::tuple<at::Tensor, TensorVec> forward_impl(const at::Tensor& x_in, at::Tenso
       at::Tensor zbuf;
       bool fused = false;  // the GEMM's epilogue wrote z + b' and sin(z + b') itself
       if (plan.gemm[l] == Gemm::kAten) {
+        count(dispatch::branch_id(Role::kFwdAten));
         zbuf = cat ? at::mm(x, plan.wf[0].view({S * wo, wi}).t())
                    : at::bmm(in.t.view({S, N, wi}), plan.wf[l].transpose(1, 2));
       } else {
         zbuf = cat ? at::empty({N, S * wo}, opts) : at::empty({S, N, wo}, opts);
         const bool lo = plan.gemm[l] == Gemm::kBf16;
-        TcGemm p;
-        p.m = static_cast<int>(N);
-        p.n = static_cast<int>(cat ? S * wo : wo);
-        p.k = static_cast<int>(lo ? round8(wi) : wi);
+        TcGemm p = dispatch::forward_gemm(S, N, wi, wo, lo, cat, in.ld);
         p.a = ptr(in.t);
-        p.lda = in.ld;
-        p.batch_a = cat ? 0 : N * in.ld;
         p.b = lo ? ptr(plan.wlo[l]) : ptr(plan.wf[l]);
-        p.ldb = lo ? round8(wi) : wi;
-        p.batch_b = cat ? 0 : lo ? round8(wo) * round8(wi) : wo * wi;
         p.d = zbuf.template data_ptr<float>();
-        p.ldd = p.n;
-        p.batch_d = cat ? 0 : N * wo;
-        p.batches = cat ? 1 : static_cast<int>(S);
         const TcKind kind = gemm_kind(lo, p, p.k);
         // A sine layer feeding a GEMM of the same kind: bias + sine in the GEMM's epilogue
         // (z -> zbuf, sin z -> the next operand), when the fused kernel takes the problem.
         if (sine && !cat && l < L - 1 && next.lo == lo) {
-          TcFused f;
+          TcFused f = dispatch::forward_fused(N, wo, next.ld);
           f.bias = bfold.template data_ptr<float>();
-          f.batch_bias = wo;
           f.h = next.t.data_ptr();
-          f.ldh = next.ld;
-          f.batch_h = N * next.ld;
           if (plan.sm90 && tc_gemm_fused_sm90_can_run(kind, p, f)) {
+            count(dispatch::branch_id(Role::kFwdFusedSm90, kind));
             check_tc(tc_gemm_fused_sm90_run(kind, p, f, plan.stream));
-            g_sm90_forward_launches.fetch_add(1, std::memory_order_relaxed);
             fused = true;
           } else if (tc_gemm_fused_can_run(kind, TcEpilogue::kBiasSine, p, f)) {
+            count(dispatch::branch_id(Role::kFwdFusedSm80, kind));
             check_tc(tc_gemm_fused_run(kind, TcEpilogue::kBiasSine, p, f, plan.stream));
             fused = true;
           }
         }
-        if (!fused) run_tc(kind, TcLayout::kRC, p, false, x, plan);
+        if (!fused) run_tc(kind, TcLayout::kRC, p, false, cat ? Site::kFwdCat : Site::kFwd, x, plan);
       }
       if (fused) {
         if (save) z_save = zbuf;
@@ -433,6 +400,10 @@ std::tuple<at::Tensor, TensorVec, TensorVec> backward_impl(
     const bool sine = g.sine(l, last_linear);
     const Shape3 sh{S, N, wo};
     const Act<const T> grad_act = cact_of<T>(grad, N, wo);
+    if (cat) {
+      count(plan.gemm[l] == Gemm::kBf16 ? dispatch::branch_id(Role::kBwdDzCat, TcKind::kBf16)
+                                        : dispatch::branch_id(Role::kBwdDzCat));
+    }
     if (plan.gemm[l] == Gemm::kBf16) {
       dz_lo = make_dz_lo(l);
       const Act<bf16> lo_act = operand_act<bf16>(dz_lo, N, wo, cat);
@@ -481,53 +452,33 @@ std::tuple<at::Tensor, TensorVec, TensorVec> backward_impl(
         // dz_{l-1} = (dz_l W'_l) * cos z_{l-1} -> dz_prev (tf32) or its bf16 operand,
         // sin z_{l-1} -> layer l's dW operand, in the GEMM's epilogue.
         if (!lo) dz_prev = at::empty({S, N, wi}, opts);
-        TcGemm p;
-        p.m = static_cast<int>(N);
-        p.n = static_cast<int>(wi);
-        p.k = static_cast<int>(lo ? dz_lo.ld : wo);
+        TcGemm p = dispatch::dx_gemm(S, N, wi, wo, lo, lo ? dz_lo.ld : wo, wi);
         p.a = lo ? ptr(dz_lo.t) : ptr(dz);
-        p.lda = lo ? dz_lo.ld : wo;
-        p.batch_a = N * p.lda;
         p.b = lo ? ptr(plan.wlo[l]) : ptr(plan.wf[l]);
-        p.ldb = lo ? round8(wi) : wi;
-        p.batch_b = lo ? round8(wo) * round8(wi) : wo * wi;
         p.d = lo ? nullptr : dz_prev.template data_ptr<float>();
-        p.ldd = wi;
-        p.batch_d = N * wi;
-        p.batches = static_cast<int>(S);
-        TcFused f;
+        TcFused f = dispatch::gate_fused(N, wi, in.ld, lo ? dz_prev_lo.ld : 0);
         f.z_in = z[l - 1].template data_ptr<float>();
-        f.ldz = wi;
-        f.batch_z = N * wi;
         f.h = in.t.data_ptr();
-        f.ldh = in.ld;
-        f.batch_h = N * in.ld;
-        if (lo) {
-          f.d_lo = dz_prev_lo.t.data_ptr();
-          f.ld_lo = dz_prev_lo.ld;
-          f.batch_lo = N * dz_prev_lo.ld;
-        }
+        if (lo) f.d_lo = dz_prev_lo.t.data_ptr();
         const TcKind kind = gemm_kind(lo, p, p.k);
         if (plan.sm90 && kind != TcKind::kTf32Align1) {
           // tf32 wgmma reads B K-major only: B = W'^T, a [S, wi, wo] copy made here (once
           // per layer and backward call; width x width per signal). bf16 reads W' itself.
           TcGemm q = p;
-          TcLayout layout = TcLayout::kRR;
+          const TcLayout layout = dispatch::gate_sm90_problem(lo, wi, wo, q);
           at::Tensor wt;
           if (!lo) {
             wt = plan.wf[l].transpose(1, 2).contiguous();
             q.b = ptr(wt);
-            q.ldb = wo;
-            q.batch_b = wi * wo;
-            layout = TcLayout::kRC;
           }
           if (tc_gemm_gate_sm90_can_run(kind, layout, q, f)) {
+            count(dispatch::branch_id(Role::kBwdGateSm90, kind));
             check_tc(tc_gemm_gate_sm90_run(kind, layout, q, f, plan.stream));
-            g_sm90_backward_launches.fetch_add(1, std::memory_order_relaxed);
             gated = true;
           }
         }
         if (!gated && tc_gemm_fused_can_run(kind, TcEpilogue::kGate, p, f)) {
+          count(dispatch::branch_id(Role::kBwdGateSm80, kind));
           check_tc(tc_gemm_fused_run(kind, TcEpilogue::kGate, p, f, plan.stream));
           gated = true;
         }
@@ -537,26 +488,17 @@ std::tuple<at::Tensor, TensorVec, TensorVec> backward_impl(
         at::Tensor dh;
         int64_t ld_dh = wi;
         if (eng == Gemm::kAten) {
+          count(dispatch::branch_id(Role::kBwdDxAten));
           dh = at::bmm(dz.view({S, N, wo}), plan.wf[l]);
         } else {
           ld_dh = lo ? round8(wi) : wi;
           dh = at::empty({S, N, ld_dh}, opts);
-          TcGemm p;
-          p.m = static_cast<int>(N);
-          p.n = static_cast<int>(ld_dh);
-          p.k = static_cast<int>(lo ? dz_lo.ld : wo);
+          TcGemm p = dispatch::dx_gemm(S, N, wi, wo, lo, lo ? dz_lo.ld : wo, ld_dh);
           p.a = lo ? ptr(dz_lo.t) : ptr(dz);
-          p.lda = lo ? dz_lo.ld : wo;
-          p.batch_a = N * p.lda;
           p.b = lo ? ptr(plan.wlo[l]) : ptr(plan.wf[l]);
-          p.ldb = ld_dh;
-          p.batch_b = lo ? round8(wo) * round8(wi) : wo * wi;
           p.d = dh.template data_ptr<float>();
-          p.ldd = ld_dh;
-          p.batch_d = N * ld_dh;
-          p.batches = static_cast<int>(S);
           const TcKind kind = gemm_kind(lo, p, p.k);
-          run_tc(kind, TcLayout::kRR, p, false, x, plan);
+          run_tc(kind, TcLayout::kRR, p, false, Site::kDx, x, plan);
         }
         // Gate: dz_{l-1} = dh * cos z_{l-1}; h_{l-1} = sin z_{l-1} as layer l's dW operand.
         // dz_{l-1} in T unless layer l-1 is bf16 and layer l writes bf16 (then only its
@@ -571,6 +513,10 @@ std::tuple<at::Tensor, TensorVec, TensorVec> backward_impl(
           dz_act = cat_prev ? Act<T>{dp, wi, S * wi} : act_contiguous(dp, N, wi);
         }
         const T* zp = z[l - 1].template data_ptr<T>();
+        if (cat_prev) {
+          count(lo_prev ? dispatch::branch_id(Role::kBwdDzCat, TcKind::kBf16)
+                        : dispatch::branch_id(Role::kBwdDzCat));
+        }
         if (lo) {  // bf16 h operand (and a bf16 dz operand for a bf16 layer below)
           cuda_ok(launch_gate<T, bf16>(
               cact_of<T>(dh, N, ld_dh), zp, sh, dz_act,
@@ -587,7 +533,7 @@ std::tuple<at::Tensor, TensorVec, TensorVec> backward_impl(
         }
         if (lo_prev) dz_prev = at::Tensor();
       }
-    } else if (lo || 2 * wi + 1 <= rows) {
+    } else if (dispatch::dw_ones_copy(lo, wi, rows)) {
       // x into a ones-column operand: bf16 layers convert x anyway; otherwise only when
       // writing the copy costs less than reading dz once more for db (x narrow next to dz,
       // e.g. coordinates into a wide first layer).
@@ -611,41 +557,33 @@ std::tuple<at::Tensor, TensorVec, TensorVec> backward_impl(
     // db_l = scale * column sums of dz_l as column wi.
     at::Tensor dw;
     if (eng == Gemm::kAten) {
+      count(dispatch::branch_id(Role::kBwdDwAten));
       dw = cat ? at::mm(dz.t(), in.t.view({N, in.ld})).unsqueeze(0)
                : at::bmm(dz.view({S, N, wo}).transpose(1, 2), in.t.view({S, N, in.ld}));
       if (scale != 1.0) dw.mul_(scale);
     } else {
-      TcGemm p;
-      p.m = static_cast<int>(lo ? (cat ? dz_lo.ld : round8(wo)) : rows);
-      p.n = static_cast<int>(in.ld);
-      p.k = static_cast<int>(N);
-      p.lda = lo ? dz_lo.ld : rows;
-      p.ldb = in.ld;
-      p.ldd = in.ld;
-      p.alpha = static_cast<float>(scale);
-      dw = at::empty({cat ? 1 : S, p.m, p.n}, opts);
+      const int64_t m = lo ? (cat ? dz_lo.ld : round8(wo)) : rows;
+      const int64_t lda = lo ? dz_lo.ld : rows;
+      dw = at::empty({cat ? 1 : S, m, in.ld}, opts);
       // Signals as one batched launch when they fill the GPU, else one launch per signal
       // with serial split-K over the points (fixed-order, deterministic).
       const int64_t per_signal = cat ? 1 : S;
-      const int64_t tiles = ((p.m + 127) / 128) * ((p.n + 127) / 128);
-      const bool batched = per_signal > 1 && per_signal * tiles >= plan.sms;
-      auto launch_dw = [&](int64_t s, int batches) {
-        const int64_t a_off = s * N * p.lda;
-        const int64_t b_off = s * N * in.ld;  // l == 0 with a shared x is concatenated (s = 0)
-        p.a = lo ? static_cast<const void*>(static_cast<const bf16*>(ptr(dz_lo.t)) + a_off)
-                 : static_cast<const void*>(dz.template data_ptr<T>() + a_off);
-        p.b = lo ? static_cast<const void*>(static_cast<const bf16*>(ptr(in.t)) + b_off)
-                 : static_cast<const void*>(static_cast<const T*>(ptr(in.t)) + b_off);
-        p.d = dw.template data_ptr<float>() + s * p.m * p.n;
-        p.batches = batches;
-        p.batch_a = batches > 1 ? N * p.lda : 0;
-        p.batch_b = batches > 1 ? N * in.ld : 0;
-        p.batch_d = batches > 1 ? int64_t{p.m} * p.n : 0;
+      const bool batched = dispatch::dw_batched(per_signal, m, in.ld, plan.sms);
+      auto launch_dw = [&](int64_t s, int64_t batches) {
+        // l == 0 with a shared x is concatenated (s = 0 only)
+        const dispatch::DwLaunch d = dispatch::dw_launch(N, m, lda, in.ld, s, batches);
+        TcGemm p = d.p;
+        p.alpha = static_cast<float>(scale);
+        p.a = lo ? static_cast<const void*>(static_cast<const bf16*>(ptr(dz_lo.t)) + d.a_off)
+                 : static_cast<const void*>(dz.template data_ptr<T>() + d.a_off);
+        p.b = lo ? static_cast<const void*>(static_cast<const bf16*>(ptr(in.t)) + d.b_off)
+                 : static_cast<const void*>(static_cast<const T*>(ptr(in.t)) + d.b_off);
+        p.d = dw.template data_ptr<float>() + d.d_off;
         const TcKind kind = gemm_kind(lo, p, p.m);
-        run_tc(kind, TcLayout::kCR, p, batches == 1, x, plan);
+        run_tc(kind, TcLayout::kCR, p, batches == 1, cat ? Site::kDwCat : Site::kDw, x, plan);
       };
       if (batched) {
-        launch_dw(0, static_cast<int>(per_signal));
+        launch_dw(0, per_signal);
       } else {
         for (int64_t s = 0; s < per_signal; ++s) launch_dw(s, 1);
       }
@@ -657,6 +595,7 @@ std::tuple<at::Tensor, TensorVec, TensorVec> backward_impl(
     if (in.ones) {
       grad_b[l] = dw3.select(2, wi).contiguous();
     } else {  // x used in place: one fixed-order ATen reduction (no atomics)
+      count(dispatch::branch_id(Role::kBwdDbAten));
       grad_b[l] = cat ? dz.sum(0).view({S, wo}) : dz.view({S, N, wo}).sum(1);
       if (scale != 1.0) grad_b[l].mul_(scale);
     }
@@ -665,6 +604,7 @@ std::tuple<at::Tensor, TensorVec, TensorVec> backward_impl(
       if (need_x_grad) {
         // grad_x = dz_0 W'_0: one GEMM over the concatenated weights for a shared x.
         if (eng == Gemm::kAten) {
+          count(dispatch::branch_id(Role::kBwdDx0Aten));
           if (cat) {
             at::mm_out(grad_x, dz, plan.wf[0].view({S * wo, wi}));
           } else {
@@ -675,22 +615,12 @@ std::tuple<at::Tensor, TensorVec, TensorVec> backward_impl(
           at::Tensor dst = ld == wi ? grad_x
                            : cat  ? at::empty({N, ld}, opts)
                                   : at::empty({S, N, ld}, opts);
-          TcGemm p;
-          p.m = static_cast<int>(N);
-          p.n = static_cast<int>(ld);
-          p.k = static_cast<int>(lo ? dz_lo.ld : rows);
+          TcGemm p = dispatch::dx0_gemm(S, N, wi, wo, lo, cat, lo ? dz_lo.ld : rows, ld);
           p.a = lo ? ptr(dz_lo.t) : ptr(dz);
-          p.lda = lo ? dz_lo.ld : rows;
-          p.batch_a = cat ? 0 : N * p.lda;
           p.b = lo ? ptr(plan.wlo[0]) : ptr(plan.wf[0]);
-          p.ldb = ld;
-          p.batch_b = cat ? 0 : lo ? round8(wo) * ld : wo * wi;
           p.d = dst.template data_ptr<float>();
-          p.ldd = ld;
-          p.batch_d = cat ? 0 : N * ld;
-          p.batches = cat ? 1 : static_cast<int>(S);
           const TcKind kind = gemm_kind(lo, p, p.k);
-          run_tc(kind, TcLayout::kRR, p, false, x, plan);
+          run_tc(kind, TcLayout::kRR, p, false, cat ? Site::kDx0Cat : Site::kDx0, x, plan);
           if (ld != wi) grad_x.copy_(dst.narrow(-1, 0, wi));
         }
       }
@@ -729,14 +659,13 @@ std::tuple<at::Tensor, TensorVec, TensorVec> fused_mlp_backward_cuda(
 
 }  // namespace
 
-// GEMMs the sm_90a kernels have run in this process (fused forward; backward: dX with
-// the gate, bf16 dW); -1 when this binary lacks the sm_90a kernels. Declared in bindings.cpp.
-int64_t sm90_forward_launches() {
-  return tc_sm90_built() ? g_sm90_forward_launches.load(std::memory_order_relaxed) : -1;
+// Launches per branch (dispatch::branch_id) in this process. Declared in bindings.cpp.
+std::vector<int64_t> branch_counts() {
+  std::vector<int64_t> out;
+  for (const auto& c : g_branch_counts) out.push_back(c.load(std::memory_order_relaxed));
+  return out;
 }
-int64_t sm90_backward_launches() {
-  return tc_sm90_built() ? g_sm90_backward_launches.load(std::memory_order_relaxed) : -1;
-}
+bool sm90_built() { return tc_sm90_built(); }
 
 TORCH_LIBRARY_IMPL(strainer_fast, CUDA, m) {
   m.impl("fused_mlp_forward", &fused_mlp_forward_cuda);

@@ -22,6 +22,7 @@
 #include <cstdint>
 #include <type_traits>
 
+#include "../dispatch.h"
 #include "../kernels/sincos.h"
 
 namespace strainer_fast::cuda {
@@ -121,7 +122,7 @@ __device__ __forceinline__ void store_activation(T v, bool sine, I e, int64_t s,
 // (no padded GEMM), then h = sin(z) (sine) or h = z (affine). x(s, n, k) at
 // x[s * x_s_stride + n * in + k] (x_s_stride = 0 for a shared input); W' [S, width, in];
 // b' [S, width]. z_out (contiguous [S, N, width], may be null) receives z.
-constexpr int kFirstLayerMaxIn = 4;
+constexpr int kFirstLayerMaxIn = static_cast<int>(dispatch::kFirstLayerMaxIn);
 
 template <typename T, typename Out, typename I>
 __global__ void first_layer_kernel(const T* __restrict__ x, int64_t x_s_stride, int in,

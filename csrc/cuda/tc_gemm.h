@@ -17,28 +17,9 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "tc_problem.h"
+
 namespace strainer_fast::cuda {
-
-enum class TcKind { kTf32, kTf32Align1, kBf16 };
-enum class TcLayout { kRC, kRR, kCR };
-
-// Alignment (elements) a kind needs of m/n/k (per layout), leading dimensions and pointers.
-constexpr int tc_alignment(TcKind kind) {
-  return kind == TcKind::kBf16 ? 8 : kind == TcKind::kTf32 ? 4 : 1;
-}
-
-struct TcGemm {
-  int m = 0, n = 0, k = 0;
-  const void* a = nullptr;
-  int64_t lda = 0, batch_a = 0;
-  const void* b = nullptr;
-  int64_t ldb = 0, batch_b = 0;
-  float* d = nullptr;
-  int64_t ldd = 0, batch_d = 0;
-  int batches = 1;
-  int splits = 1;
-  float alpha = 1.0f;
-};
 
 // Workspace bytes the GEMM needs (the serial split-K semaphores); 0 when none.
 size_t tc_gemm_workspace_bytes(TcKind kind, TcLayout layout, const TcGemm& g);
@@ -57,19 +38,6 @@ const char* tc_gemm_run(TcKind kind, TcLayout layout, const TcGemm& g, void* wor
 // No split-K. tc_gemm_fused_can_run says whether the kernel takes the problem (extents,
 // leading dimensions and batch strides multiples of 4, 16-byte aligned pointers, the
 // mainloop's operand alignment); callers fall back to tc_gemm_run + elementwise kernels.
-enum class TcEpilogue { kBiasSine, kGate };
-
-struct TcFused {
-  const float* bias = nullptr;  // kBiasSine: [batches][n] at batch_bias
-  int64_t batch_bias = 0;
-  const float* z_in = nullptr;  // kGate: [batches][m, ldz]
-  int64_t ldz = 0, batch_z = 0;
-  void* h = nullptr;  // [batches][m, ldh]: float (kTf32) or bf16 bits (kBf16)
-  int64_t ldh = 0, batch_h = 0;
-  void* d_lo = nullptr;  // kGate, kBf16: bf16 bits [batches][m, ld_lo]
-  int64_t ld_lo = 0, batch_lo = 0;
-};
-
 bool tc_gemm_fused_can_run(TcKind kind, TcEpilogue ep, const TcGemm& g, const TcFused& f);
 
 // Runs the fused GEMM on `stream`; nullptr on success, else a static error message.

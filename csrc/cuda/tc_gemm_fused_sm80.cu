@@ -12,6 +12,7 @@
 // After the GEMM headers: the visitors use cutlass::gemm and NumericArrayConverter unqualified.
 #include <cutlass/epilogue/threadblock/fusion/visitors.hpp>
 
+#include "../dispatch.h"
 #include "epilogue_functors.cuh"
 #include "tc_gemm.h"
 
@@ -158,29 +159,10 @@ typename FusedOp<K, Ep>::Arguments make_args(const TcGemm& g, const TcFused& f) 
       nullptr, g.batch_a, g.batch_b, int64_t{0}, int64_t{0}, g.lda, g.ldb, int64_t{0}, int64_t{0});
 }
 
-bool aligned(std::initializer_list<int64_t> extents, std::initializer_list<const void*> ptrs) {
-  for (int64_t e : extents) {
-    if (e % kEpiAlign != 0) return false;
-  }
-  for (const void* p : ptrs) {
-    if (p == nullptr || reinterpret_cast<uintptr_t>(p) % 16 != 0) return false;
-  }
-  return true;
-}
-
 // The visitors' stores and loads are predicated per 4-element vector (by its first
-// column), so n, every leading dimension and batch stride must be multiples of 4.
-bool epilogue_aligned(TcKind kind, TcEpilogue ep, const TcGemm& g, const TcFused& f) {
-  if (g.splits != 1 || g.batches < 1) return false;
-  if (ep == TcEpilogue::kBiasSine) {
-    return aligned({g.n, g.ldd, g.batch_d, f.batch_bias, f.ldh, f.batch_h}, {g.d, f.bias, f.h});
-  }
-  if (kind == TcKind::kBf16) {  // dz goes to D_lo only
-    return aligned({g.n, f.ld_lo, f.batch_lo, f.ldz, f.batch_z, f.ldh, f.batch_h},
-                   {f.d_lo, f.z_in, f.h});
-  }
-  return aligned({g.n, g.ldd, g.batch_d, f.ldz, f.batch_z, f.ldh, f.batch_h}, {g.d, f.z_in, f.h});
-}
+// column), so n, every leading dimension and batch stride must be multiples of 4
+// (dispatch::sm80_fused_aligned, which the launcher's plan shares).
+static_assert(kEpiAlign == 4, "dispatch::sm80_fused_aligned assumes 4-element epilogue vectors");
 
 template <TcKind K, class Ep>
 bool can_run(const TcGemm& g, const TcFused& f) {
@@ -203,7 +185,7 @@ const char* run(const TcGemm& g, const TcFused& f, cudaStream_t stream) {
 }  // namespace
 
 bool tc_gemm_fused_can_run(TcKind kind, TcEpilogue ep, const TcGemm& g, const TcFused& f) {
-  if (!epilogue_aligned(kind, ep, g, f)) return false;
+  if (!dispatch::sm80_fused_aligned(kind, ep, g, f)) return false;
   const bool gate = ep == TcEpilogue::kGate;
   switch (kind) {
     case TcKind::kTf32:

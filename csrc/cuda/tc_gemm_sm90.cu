@@ -16,6 +16,7 @@
 #include <cutlass/gemm/kernel/gemm_universal.hpp>
 #include <cutlass/layout/matrix.h>
 
+#include "../dispatch.h"
 #include "epilogue_functors.cuh"
 #include "tc_gemm_sm90_common.cuh"
 
@@ -23,7 +24,6 @@ namespace strainer_fast::cuda {
 namespace {
 
 using namespace cute;
-using sm90::aligned16;
 template <TcKind K>
 using Sm90Kind = sm90::Kind<K>;
 
@@ -88,14 +88,9 @@ struct Sm90BiasSine {
 template <TcKind K>
 bool can_run(const TcGemm& g, const TcFused& f) {
   using Ep = Sm90BiasSine<K>;
-  constexpr int64_t ab = sizeof(typename Ep::ElementAB), d = sizeof(typename Ep::ElementD);
-  if (g.splits != 1 || g.batches < 1 || g.m < 1 || g.n < 1 || g.k < 1) return false;
-  if (!aligned16({g.k * ab, g.lda * ab, g.batch_a * ab, g.ldb * ab, g.batch_b * ab, g.n * 4,
-                  g.ldd * 4, g.batch_d * 4, g.n * d, f.ldh * d, f.batch_h * d,
-                  f.batch_bias * 4},
-                 {g.a, g.b, g.d, f.h, f.bias})) {
-    return false;
-  }
+  static_assert(sizeof(typename Ep::ElementAB) == dispatch::sm90_operand_bytes(K) &&
+                sizeof(typename Ep::ElementD) == sizeof(typename Ep::ElementAB));
+  if (!dispatch::sm90_fused_aligned(K, g, f)) return false;
   const auto args = Ep::args(g, f);
   return Ep::Op::can_implement(args) == cutlass::Status::kSuccess &&
          Ep::Op::get_workspace_size(args) == 0;

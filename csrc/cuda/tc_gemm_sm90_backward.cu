@@ -38,6 +38,7 @@
 
 #include <type_traits>
 
+#include "../dispatch.h"
 #include "epilogue_functors.cuh"
 #include "tc_gemm_sm90_common.cuh"
 
@@ -47,7 +48,6 @@ namespace {
 using namespace cute;
 using cutlass::layout::ColumnMajor;
 using cutlass::layout::RowMajor;
-using sm90::aligned16;
 namespace fusion = cutlass::epilogue::fusion;
 namespace epi = cutlass::epilogue::collective;
 using Cluster = Shape<_1, _1, _1>;
@@ -133,18 +133,9 @@ struct Gate {
   }
 
   static bool can_run(const TcGemm& g, const TcFused& f) {
-    constexpr int64_t ab = sizeof(ElementAB), d = sizeof(ElementD), h = sizeof(ElementH);
-    const int64_t ld_d = K == TcKind::kTf32 ? g.ldd : f.ld_lo;
-    const int64_t batch_d = K == TcKind::kTf32 ? g.batch_d : f.batch_lo;
-    // The contiguous extent of each operand: k for A and a K-major B, n for an MN-major B.
-    const int64_t b_inner = L == TcLayout::kRC ? g.k : g.n;
-    if (g.splits != 1 || g.batches < 1 || g.m < 1 || g.n < 1 || g.k < 1) return false;
-    if (!aligned16({g.k * ab, g.lda * ab, g.batch_a * ab, b_inner * ab, g.ldb * ab,
-                    g.batch_b * ab, g.n * 4, f.ldz * 4, f.batch_z * 4, g.n * d, ld_d * d,
-                    batch_d * d, g.n * h, f.ldh * h, f.batch_h * h},
-                   {g.a, g.b, f.z_in, d_ptr(g, f), f.h})) {
-      return false;
-    }
+    static_assert(sizeof(ElementAB) == dispatch::sm90_operand_bytes(K) &&
+                  sizeof(ElementD) == sizeof(ElementAB) && sizeof(ElementH) == sizeof(ElementAB));
+    if (!dispatch::sm90_gate_aligned(K, L, g, f)) return false;
     const auto a = args(g, f);
     return Op::can_implement(a) == cutlass::Status::kSuccess && Op::get_workspace_size(a) == 0;
   }
@@ -186,16 +177,8 @@ struct DwBf16 {
   }
 
   static bool can_run(const TcGemm& g) {
-    constexpr int64_t e = sizeof(Element);
-    if (g.batches < 1 || g.splits < 1 || (g.splits > 1 && g.batches != 1) || g.m < 1 ||
-        g.n < 1 || g.k < 1) {
-      return false;
-    }
-    if (!aligned16({g.m * e, g.lda * e, g.batch_a * e, g.n * e, g.ldb * e, g.batch_b * e,
-                    g.n * 4, g.ldd * 4, g.batch_d * 4},
-                   {g.a, g.b, g.d})) {
-      return false;
-    }
+    static_assert(sizeof(Element) == 2);
+    if (!dispatch::sm90_gemm_aligned(TcKind::kBf16, TcLayout::kCR, g)) return false;
     return Op::can_implement(args(g)) == cutlass::Status::kSuccess;
   }
 };

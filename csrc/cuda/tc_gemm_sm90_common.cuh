@@ -8,7 +8,6 @@
 #include <cutlass/numeric_types.h>
 
 #include <cstdint>
-#include <initializer_list>
 
 #include "tc_gemm.h"
 
@@ -29,17 +28,6 @@ struct Kind<TcKind::kBf16> {
   using Element = cutlass::bfloat16_t;
   using Tile = Shape<_128, _128, _64>;
 };
-
-// TMA: global strides and base addresses in multiples of 16 bytes.
-inline bool aligned16(std::initializer_list<int64_t> bytes, std::initializer_list<const void*> ptrs) {
-  for (int64_t b : bytes) {
-    if (b % 16 != 0) return false;
-  }
-  for (const void* p : ptrs) {
-    if (p == nullptr || reinterpret_cast<uintptr_t>(p) % 16 != 0) return false;
-  }
-  return true;
-}
 
 // The current device and its SM count, for the persistent tile schedulers.
 inline cutlass::KernelHardwareInfo hardware_info() {
