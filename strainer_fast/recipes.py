@@ -32,8 +32,8 @@ class Recipe:
 
 
 PAPER = Recipe(lr=1e-4, weight_scale=1.0, stabilize="off")
-FAST = {"siren": Recipe(lr=1e-3, weight_scale=1.5, stabilize="@SIREN@"),
-        "strainer": Recipe(lr=1e-3, weight_scale=1.0, stabilize="@STRAINER@")}
+FAST = {"siren": Recipe(lr=1e-3, weight_scale=1.5, stabilize="wsd"),
+        "strainer": Recipe(lr=1e-3, weight_scale=1.0, stabilize="decay")}
 
 
 def apply_recipe(recipe: str, init: str, *, lr: float, weight_scale: float,
