@@ -16,7 +16,7 @@ TEST_DEPS := pytest
 DOCS_DEPS := mkdocs mkdocs-material "mkdocstrings[python]"
 CUDA_CHECK_DEPS := cmake ninja nvidia-cutlass==4.2.0.0  # CUTLASS: headers only
 
-.PHONY: env install demo occupancy-demo test docs cuda-check gpu-check bench clean repro \
+.PHONY: env install demo occupancy-demo test docs cuda-check gpu-check gpu-wheel bench clean repro \
 	repro-paper repro-validate
 
 env:
@@ -61,6 +61,10 @@ cuda-check: env
 # Runs $(PYTHON) itself, not the project venv: the GPU machine's Python with CUDA torch.
 gpu-check:
 	$(PYTHON) benchmarks/gpu_check.py
+
+# The prebuilt CUDA extension gpu-check installs (.whl/), built where CUDA torch and nvcc are.
+gpu-wheel:
+	$(PYTHON) benchmarks/gpu_check.py --make-wheel
 
 bench: install
 	$(PY) benchmarks/bench_cpu_step.py
