@@ -13,10 +13,10 @@ TORCH_SPEC ?= torch==2.13.0
 BUILD_DEPS := scikit-build-core pybind11 ninja cmake
 RUNTIME_DEPS := numpy pillow tqdm matplotlib scikit-image trimesh scipy
 TEST_DEPS := pytest
-DOCS_DEPS := mkdocs mkdocs-material "mkdocstrings[python]"
+DOCS_DEPS := "mkdocs>=1.6,<2" "mkdocs-material>=9.5,<10" "mkdocstrings[python]>=1.0,<2" "ruff>=0.5"  # = pyproject's docs extra
 CUDA_CHECK_DEPS := cmake ninja nvidia-cutlass==4.2.0.0  # CUTLASS: headers only
 
-.PHONY: env install demo occupancy-demo test docs cuda-check gpu-check bench clean repro \
+.PHONY: env install demo occupancy-demo test docs cuda-check gpu-check gpu-wheel bench clean repro \
 	repro-paper repro-validate
 
 env:
@@ -61,6 +61,10 @@ cuda-check: env
 # Runs $(PYTHON) itself, not the project venv: the GPU machine's Python with CUDA torch.
 gpu-check:
 	$(PYTHON) benchmarks/gpu_check.py
+
+# The prebuilt CUDA extension gpu-check installs (.whl/), built where CUDA torch and nvcc are.
+gpu-wheel:
+	$(PYTHON) benchmarks/gpu_check.py --make-wheel
 
 bench: install
 	$(PY) benchmarks/bench_cpu_step.py

@@ -22,11 +22,11 @@ On one H100/H200 with no network, in at most --budget seconds (default 470):
               branch counters against the host-side dispatch plan, and a non-current device
               when there are two (the test_cuda.py tests below, -x).
 4. tests      the rest of ``python_tests/test_cuda.py`` (self-check strict), JUnit summary.
-4. memcheck   ``compute-sanitizer --tool memcheck`` on python_tests/cuda_sanitizer_case.py
-5. racecheck  ``compute-sanitizer --tool racecheck`` on the same case (forward + backward in
+5. memcheck   ``compute-sanitizer --tool memcheck`` on python_tests/cuda_sanitizer_case.py
+6. racecheck  ``compute-sanitizer --tool racecheck`` on the same case (forward + backward in
               every precision; self-check off to keep it small). "unsupported" where the tool
               refuses the device.
-6. bench      ``benchmarks/bench_cuda_step.py`` (partial JSON survives its time limit).
+7. bench      ``benchmarks/bench_cuda_step.py`` (partial JSON survives its time limit).
 
 Each stage has its own time limit (and never more than what is left of the budget); a failed
 stage does not stop the next. Writes benchmarks/results/gpu_check.json (device, driver, torch /

@@ -174,6 +174,32 @@ def weight_scale() -> str:
     return "\n".join(lines) + "\n\n" + source_line(path, r["machine"])
 
 
+def stabilizer() -> str:
+    """The stabiliser grid of ``tune_stabilizer.py`` (validation split), one row per run."""
+    path = RESULTS / "tune_stabilizer.json"
+    r = load(path)
+    s, chosen = r["settings"], r["chosen"]
+    targets = list(next(iter(r["runs"].values()))["steps_to"])
+    lines = [f"Validation split, {s['size']} px, width {s['width']}, {s['layers']} layers, "
+             f"{s['steps']} steps per run, {s['value_range']}. Chosen: "
+             + ", ".join(f"**{m}** for {init}" for init, m in chosen.items()) + ".", "",
+             "| run | " + " | ".join(f"steps to {t}" for t in targets)
+             + " | drops > 1 dB after step 100 (max dB) | final dB | eligible |",
+             "| --- | " + " | ".join("---:" for _ in targets) + " | ---: | ---: | --- |"]
+    for name, run in sorted(r["runs"].items()):
+        candidate = run["lr"] == s["recipe"][run["init"]]["lr"]
+        verdict = r["verdicts"].get(run["init"], {}).get(run["mode"]) if candidate else None
+        ok = "reference, not a candidate" if verdict is None else ("yes" if verdict["eligible"] else
+                                                  "no: " + ", ".join(verdict["too_slow_to"]))
+        d = run["drops_after_100"]
+        steps = " | ".join("-" if v is None else str(v) for v in run["steps_to"].values())
+        mark = "**" if chosen.get(run["init"]) == run["mode"] and verdict else ""
+        lines.append(f"| {mark}{name} (lr {run['lr']:g}){mark} | {steps} | {d['count']} "
+                     f"({d['max_depth_db']:.1f}) | {run['final_db']:.2f} | {ok} |")
+    first = next(iter(r["runs"].values()))
+    return "\n".join(lines) + "\n\n" + source_line(path, first["machine"])
+
+
 def tasks() -> str:
     """One row per committed task run (benchmarks/results/tasks/*.json)."""
     rows = ["| run | settings | SIREN | STRAINER | source |", "| --- | --- | --- | --- | --- |"]
@@ -254,6 +280,7 @@ TABLES: dict[str, Callable[[], str]] = {
     "bf16_psnr.md": bf16_psnr,
     "distributed_cpu.md": distributed,
     "weight_scale.md": weight_scale,
+    "stabilizer.md": stabilizer,
     "tasks.md": tasks,
     "gpu_check.md": gpu_check,
     "repro_sources.md": repro_sources,

@@ -122,3 +122,13 @@ def test_readme_quotes_the_messages(tmp_path, monkeypatch):
     messages.append(str(e.value))
     for q in quoted:
         assert any(m.startswith(q) for m in messages), q
+
+
+def test_make_docs_installs_the_docs_extra():
+    """``make docs`` installs exactly pyproject's ``docs`` extra (DOCS_DEPS)."""
+    tomllib = pytest.importorskip("tomllib")  # Python >= 3.11
+    extra = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"]["docs"]
+    line = next(ln for ln in (ROOT / "Makefile").read_text().splitlines()
+                if ln.startswith("DOCS_DEPS :="))
+    assert re.findall(r'"([^"]+)"', line.split("#")[0]) == extra
