@@ -69,10 +69,14 @@ def test_readme_headline_numbers_come_from_the_committed_results():
     target = next(k for k in ttq["targets"] if k.startswith("SIREN@"))
     rows = ttq["table"]
     eager = rows["eager SIREN (paper-style)"][target]
-    recipe = rows["SIREN alpha=1.5 lr=0.001 (validation recipe)"][target]
+    plain = "SIREN alpha=1.5 lr=0.001 (validation recipe)"
+    recipe = rows[f"{plain} + wsd"][target]
     strainer = rows["STRAINER-10"][target]
     assert (f"{recipe['wall_s']:.1f} s vs {eager['wall_s']:.1f} s "
             f"({recipe['speedup_vs_eager']:.1f}x)") in table
+    drops = {n: ttq["runs"][n]["drops_after"]["count"] for n in (plain, f"{plain} + wsd")}
+    assert (f"{drops[plain + ' + wsd']} drops > 1 dB after step 100 vs {drops[plain]} without "
+            "wsd") in table
     assert (f"STRAINER-10 {strainer['wall_s']:.1f} s ({strainer['speedup_vs_eager']:.1f}x) + "
             f"{ttq['pretrain_wall_s']['STRAINER-10']:.1f} s pretraining") in table
     assert f"({ttq['targets'][target]:.2f} dB)" in table
