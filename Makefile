@@ -17,7 +17,7 @@ DOCS_DEPS := "mkdocs>=1.6,<2" "mkdocs-material>=9.5,<10" "mkdocstrings[python]>=
 CUDA_CHECK_DEPS := cmake ninja nvidia-cutlass==4.2.0.0  # CUTLASS: headers only
 
 .PHONY: env install demo occupancy-demo test docs cuda-check gpu-check gpu-wheel bench clean repro \
-	repro-paper repro-validate
+	repro-fresh repro-paper repro-validate
 
 env:
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "strainer_fast: $(PYTHON) not found." \
@@ -73,11 +73,16 @@ bench: install
 # benchmarks/repro/preregistration.toml. repro: preset cpu (161 CPU min measured, ~80 min on 2 free cores);
 # repro-paper: the paper's sizes, for a GPU; repro-validate: the choices made on the
 # validation split (docs/repro/validation.json), run before the report.
+# repro and repro-paper continue an interrupted run (items finished with the same settings are
+# reused); repro-fresh (run_all.py --fresh) starts over, e.g. after a code or data change.
 repro: install
+	$(PY) benchmarks/repro/run_all.py --preset cpu --no-progress
+
+repro-fresh: install
 	$(PY) benchmarks/repro/run_all.py --preset cpu --fresh --no-progress
 
 repro-paper: install
-	$(PY) benchmarks/repro/run_all.py --preset paper --fresh --no-progress
+	$(PY) benchmarks/repro/run_all.py --preset paper --no-progress
 
 repro-validate: install
 	$(PY) benchmarks/repro/validate.py --preset cpu --no-progress

@@ -1,7 +1,8 @@
 """Smoke test of the paper-reproduction driver (benchmarks/repro) at tiny sizes, its
-pre-registration file and its claim rules."""
+resumption of a killed run, its pre-registration file and its claim rules."""
 
 import json
+import signal
 import subprocess
 import sys
 import tomllib
@@ -18,11 +19,28 @@ TINY = dict(size=8, small_size=8, task_size=8, width=8, steps=4, pretrain_steps=
             gen_rank=2, gen_steps=2, gen_batch=2)
 
 
-def run_driver(out: Path, *extra: str) -> subprocess.CompletedProcess:
+def run_driver(out: Path, *extra: str, script: Path = REPRO / "run_all.py"
+               ) -> subprocess.CompletedProcess:
     sets = [x for k, v in TINY.items() for x in ("--set", f"{k}={json.dumps(v)}")]
-    return subprocess.run([sys.executable, str(REPRO / "run_all.py"), "--out", str(out),
+    return subprocess.run([sys.executable, str(script), "--out", str(out),
                            "--no-progress", *sets, *extra], capture_output=True, text=True,
                           timeout=900)
+
+
+# run_all with item {victim!r} replaced by one that writes the item's full output, then
+# SIGKILLs the process before returning (the driver never learns that the item finished).
+KILLED_DRIVER = """
+import os, signal, sys
+sys.path.insert(0, {repro!r})
+import run_all
+item = run_all.ITEMS[{victim!r}].module
+real_run = item.run
+def run_then_die(cfg, out):
+    real_run(cfg, out)
+    os.kill(os.getpid(), signal.SIGKILL)
+item.run = run_then_die
+sys.exit(run_all.main())
+"""
 
 
 def rules():
@@ -131,3 +149,56 @@ def test_seed_rule_is_stricter():
     assert claims.beats_seeds("a", a, "b", b, "c").verdict == "partly"
     assert claims.beats_seeds("a", {"0": [31, 31], "1": [31, 31]}, "b",
                               {"0": [30, 30], "1": [30, 30]}, "c").verdict == "supported"
+
+
+def test_driver_resumes_a_killed_run(tmp_path):
+    only = ("--only", "fig7,fig4")
+    out = tmp_path / "out"
+    killer = tmp_path / "killed_driver.py"
+    killer.write_text(KILLED_DRIVER.format(repro=str(REPRO), victim="fig4"))
+    first, second = out / "fig7_ablation.json", out / "fig4_grad_hist.json"
+
+    def status() -> dict:
+        return json.loads((out / "status.json").read_text())
+
+    def stamp(path: Path) -> tuple[int, bytes]:
+        return path.stat().st_mtime_ns, path.read_bytes()
+
+    proc = run_driver(out, *only, script=killer)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
+    assert second.exists() and "provenance" not in json.loads(second.read_text())
+    assert set(status()) == {"fig7"} and not status()["fig7"]["reused"]
+    finished = stamp(first)
+
+    proc = run_driver(out, *only)  # what `make repro` does: no --fresh
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert status()["fig7"]["reused"] and not status()["fig4"]["reused"]
+    assert stamp(first) == finished  # the finished item was not redone
+    assert "== fig7: reused" in proc.stderr and "== fig4\n" in proc.stderr
+    assert json.loads(second.read_text())["provenance"]["settings_hash"] \
+        == status()["fig4"]["settings_hash"]  # the killed item ran again, to its end
+    assert status()["fig7"]["wall_s"] == json.loads(first.read_text())["provenance"]["wall_s"]
+    report = (out / "repro-report.md").read_text()
+    assert "Partial report: 2 of 11 items" in report and "whose result this run reused" in report
+    fig7 = json.loads(first.read_text())
+    assert f"{fig7['shared']['5']['psnr'][-1]:.2f}" in report  # still rendered from the JSON
+
+    proc = run_driver(out, *only)  # nothing left to do
+    assert proc.returncode == 0 and status()["fig4"]["reused"] and stamp(first) == finished
+
+    proc = run_driver(out, *only, "--set", "grad_steps=3")  # changed settings: run again
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert not status()["fig7"]["reused"] and not status()["fig4"]["reused"]
+    assert stamp(first) != finished
+    assert json.loads(second.read_text())["steps"] == 3
+
+    proc = run_driver(out, "--only", "fig7")  # the other settings again: fig4 is now stale
+    assert proc.returncode == 0 and not status()["fig7"]["reused"]
+    report = (out / "repro-report.md").read_text()
+    assert "measured with other settings" in report and "Partial report: 1 of 11 items" in report
+    changed = stamp(first)
+
+    proc = run_driver(out, *only, "--fresh")  # starts over
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert not status()["fig7"]["reused"] and not status()["fig4"]["reused"]
+    assert stamp(first) != changed

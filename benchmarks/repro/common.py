@@ -278,9 +278,18 @@ def machine(cfg: dict) -> str:
     return f"CPU only, {os.cpu_count()} cores ({model})"
 
 
+def write_atomic(path: Path, text: str) -> None:
+    """Writes ``text`` to ``path`` through a temporary file in the same folder and a rename, so
+    a process killed mid-way leaves the old file or the new one, never a truncated one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
 def save_json(out: Path, name: str, data: dict) -> dict:
-    out.mkdir(parents=True, exist_ok=True)
-    (out / f"{name}.json").write_text(json.dumps(data, indent=1))
+    """Writes ``data`` to ``out/name.json`` (atomically) and returns it."""
+    write_atomic(out / f"{name}.json", json.dumps(data, indent=1))
     return data
 
 
@@ -306,7 +315,9 @@ def parse(description: str, driver: bool = False) -> tuple[dict, Path, argparse.
         p.add_argument("--report-only", action="store_true",
                        help="only rewrite the report from the JSON already in --out")
         p.add_argument("--fresh", action="store_true",
-                       help="first delete the cached encoders and the items' JSON in --out")
+                       help="start over: first delete the cached encoders, status.json, "
+                            "notes.md and the items' JSON in --out (default: continue, reusing "
+                            "every item finished there with the same settings)")
     p.add_argument("--preset", default="cpu", choices=PRESETS,
                    help="settings from preregistration.toml (default cpu; paper: for a GPU)")
     p.add_argument("--out", default=str(DOCS), help="output folder (default docs/repro)")

@@ -6,6 +6,18 @@ A failing item is reported as failed, the others still run; the exit status is 1
 failed. The report is rewritten after every item, so an interrupted run leaves a report of
 the items measured so far (marked partial).
 
+Resuming: when an item finishes, its ``<NAME>.json`` gets a ``provenance`` record with the
+hash of its settings (``item_settings``: the item's key and the resolved config it is handed,
+preset and tuned values, ``--set`` overrides and ``--train``/``--test`` paths) and its wall
+and CPU time. A later run with the same ``--out`` reuses every item whose JSON carries the
+same hash (status.json: ``"reused": true``, times of the run that measured it) and runs the
+others, after deleting their old JSON and PNG, so an item killed mid-way (no record yet)
+runs again from its start. Any change of the config re-runs every item (the whole config is
+hashed, not only the keys an item reads). Not in the hash: the code, the contents of the data
+files and the hardware; after changing those, run with ``--fresh`` (``make repro-fresh``),
+which deletes the earlier results and cached encoders first. The report renders an item's
+JSON only if its record is absent (older runs) or matches this run's settings.
+
 Adding an item: a module with ``NAME`` and ``run(cfg, out) -> dict`` (see common.py), a rule
 ``(data) -> (lines, claims)`` (claims.py or the module), and one ``Item`` line in ``ITEMS``.
 """
@@ -13,6 +25,7 @@ Adding an item: a module with ``NAME`` and ``run(cfg, out) -> dict`` (see common
 from __future__ import annotations
 
 import datetime
+import hashlib
 import json
 import sys
 import time
@@ -80,6 +93,42 @@ ITEMS: dict[str, Item] = {
                    "small size; every fitted method gets the same fitting steps."),
 }
 
+PROVENANCE = "provenance"  # key of the record run_all adds to a finished item's JSON
+UNHASHED = ("progress", "cache_dir")  # display and location only: no result depends on them
+
+
+def item_settings(cfg: dict, key: str) -> dict:
+    """What item ``key``'s result is keyed by: its key and ``cfg`` less ``UNHASHED``."""
+    return dict(item=key, config={k: v for k, v in cfg.items() if k not in UNHASHED})
+
+
+def settings_hash(cfg: dict, key: str) -> str:
+    """16 hex digits of the SHA-256 of ``item_settings(cfg, key)`` as sorted JSON."""
+    text = json.dumps(item_settings(cfg, key), sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def provenance(out: Path, key: str) -> dict | None:
+    """The record run_all added to item ``key``'s JSON in ``out`` when it finished, or None
+    (no JSON, an unreadable one, or one the item wrote without finishing)."""
+    path = out / f"{ITEMS[key].module.NAME}.json"
+    try:
+        record = json.loads(path.read_text()).get(PROVENANCE)
+    except (OSError, json.JSONDecodeError, AttributeError):
+        return None
+    return record if isinstance(record, dict) and "settings_hash" in record else None
+
+
+def mark_finished(out: Path, key: str, cfg: dict, record: dict) -> None:
+    """Adds ``record`` (timing, ``settings_hash``) and the hashed settings to item ``key``'s
+    JSON in ``out``, atomically: from here on the item counts as finished."""
+    path = out / f"{ITEMS[key].module.NAME}.json"
+    data = json.loads(path.read_text())
+    data[PROVENANCE] = dict(record, settings=item_settings(cfg, key),
+                            finished=datetime.datetime.now(datetime.timezone.utc).isoformat())
+    common.write_atomic(path, json.dumps(data, indent=1))
+
+
 CPU_CUTS = ("Cuts forced by the 60-minute budget on 2 CPU cores (pre-registered in "
             "`benchmarks/repro/preregistration.toml`, where the budget arithmetic and the "
             "measured step costs are): the images are {size}px, **not** the {tuned_size}px "
@@ -136,8 +185,15 @@ def write_report(out: Path, cfg: dict, status: dict, path: Path) -> None:
     """Renders the report from ``out``/<item>.json and the run ``status``."""
     when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     rel = Path("repro") if out.resolve() == common.DOCS.resolve() else out.resolve()
+    other_settings = {}  # items whose JSON was finished under other settings than ``cfg``
+    for k in ITEMS:
+        record = provenance(out, k)
+        if record and record["settings_hash"] != settings_hash(cfg, k):
+            other_settings[k] = (f"the JSON in `{rel}/` was measured with other settings "
+                                 f"(hash {record['settings_hash']}, this run's "
+                                 f"{settings_hash(cfg, k)})")
     measured = [k for k in ITEMS if (out / f"{ITEMS[k].module.NAME}.json").exists()
-                and not status.get(k, {}).get("error")]
+                and not status.get(k, {}).get("error") and k not in other_settings]
     wall = sum(status[k].get("wall_s", 0) for k in measured if k in status)
     cpu = sum(status[k].get("cpu_s", 0) for k in measured if k in status)
     c = cfg
@@ -187,8 +243,8 @@ def write_report(out: Path, cfg: dict, status: dict, path: Path) -> None:
                  ""]
         st = status.get(key, {})
         json_path = out / f"{name}.json"
-        if st.get("error") or not json_path.exists():
-            why = st.get("error", "not run")
+        if st.get("error") or not json_path.exists() or key in other_settings:
+            why = st.get("error") or other_settings.get(key, "not run")
             body += [f"**Not measured**: {why}", ""]
             head.append(f"| {title.split(' (')[0]} | - | not measured | {why} |")
             continue
@@ -203,13 +259,30 @@ def write_report(out: Path, cfg: dict, status: dict, path: Path) -> None:
         body += lines + [""]
         if "wall_s" in st:
             body += [f"Item time: {st['wall_s']:.0f} s wall, {st.get('cpu_s', 0):.0f} s process "
-                     "CPU.", ""]
+                     "CPU" + (" (measured by an earlier run with the same settings, whose "
+                              "result this run reused)." if st.get("reused") else "."), ""]
         for cl in found:
             body.append(f"- **{cl.verdict}**: {cl.claim}. {cl.evidence}. Rule: {cl.rule}.")
             head.append(f"| {title.split(' (')[0]} | {cl.claim} | **{cl.verdict}** | "
                         f"{cl.evidence} |")
         body.append("")
-    path.write_text("\n".join(head + [""] + body))
+    common.write_atomic(path, "\n".join(head + [""] + body))
+
+
+def run_item(cfg: dict, out: Path, key: str) -> dict:
+    """Runs item ``key`` into ``out`` and marks its JSON finished; its status.json entry
+    (wall / CPU seconds, settings hash, or the error it failed with)."""
+    t0, c0 = time.perf_counter(), time.process_time()
+    try:
+        ITEMS[key].module.run(cfg, out)
+        record = dict(wall_s=time.perf_counter() - t0, cpu_s=time.process_time() - c0,
+                      preset=cfg["preset"], overrides=cfg["overrides"],
+                      settings_hash=settings_hash(cfg, key))
+        mark_finished(out, key, cfg, record)
+        return dict(record, reused=False)
+    except Exception as exc:  # noqa: BLE001 - reported, the other items go on
+        traceback.print_exc()
+        return dict(error=f"{type(exc).__name__}: {exc}".splitlines()[0])
 
 
 def main() -> int:
@@ -234,20 +307,24 @@ def main() -> int:
         else out / "repro-report.md"
     if not args.report_only:
         out.mkdir(parents=True, exist_ok=True)
+        done = {key: r for key in keys if (r := provenance(out, key))
+                and r["settings_hash"] == settings_hash(cfg, key)}
         for key in keys:
-            t0, c0 = time.perf_counter(), time.process_time()
-            print(f"== {key}", file=sys.stderr, flush=True)
-            try:
-                ITEMS[key].module.run(cfg, out)
-                status[key] = dict(wall_s=time.perf_counter() - t0,
-                                   cpu_s=time.process_time() - c0, preset=cfg["preset"],
-                                   overrides=cfg["overrides"])
-            except Exception as exc:  # noqa: BLE001 - reported, the other items go on
-                traceback.print_exc()
-                status[key] = dict(error=f"{type(exc).__name__}: {exc}".splitlines()[0])
+            if key not in done:  # stale or unfinished: must not show in the report meanwhile
+                for suffix in (".json", ".png"):
+                    (out / f"{ITEMS[key].module.NAME}{suffix}").unlink(missing_ok=True)
+        for key in keys:
+            if key in done:
+                print(f"== {key}: reused (finished {done[key]['finished']}, same settings)",
+                      file=sys.stderr, flush=True)
+                status[key] = dict({k: v for k, v in done[key].items() if k != "settings"},
+                                   reused=True)
+            else:
+                print(f"== {key}", file=sys.stderr, flush=True)
+                status[key] = run_item(cfg, out, key)
             latest = json.loads(status_path.read_text()) if status_path.exists() else {}
             status = dict(latest, **{key: status[key]})  # another process may run other items
-            status_path.write_text(json.dumps(status, indent=1))
+            common.write_atomic(status_path, json.dumps(status, indent=1))
             write_report(out, cfg, status, report)
             print(f"   {key}: " + ", ".join(f"{k} {v:.0f} s" if isinstance(v, float) else
                                         f"{k} {v}" for k, v in status[key].items()
