@@ -45,3 +45,18 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
     """Runs the CLI in a subprocess; captured text output, 300 s limit."""
     return subprocess.run(cli_command(*args), env=cli_env(), capture_output=True, text=True,
                           timeout=300)
+
+
+def count_host_reads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """From now on, ``[0]`` of the returned list counts host reads of tensors (item, tolist,
+    bool, float, int, index): the pattern of the "no host sync per step" tests."""
+    reads = [0]
+    for name in ("item", "tolist", "__bool__", "__float__", "__int__", "__index__"):
+        real = getattr(torch.Tensor, name)
+
+        def spy(self, *a, _real=real, **kw):
+            reads[0] += 1
+            return _real(self, *a, **kw)
+
+        monkeypatch.setattr(torch.Tensor, name, spy)
+    return reads

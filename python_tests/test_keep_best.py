@@ -9,6 +9,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from conftest import count_host_reads
 
 from strainer_fast.cli import main
 from strainer_fast.data import coord_grid, to_target
@@ -136,15 +137,7 @@ def test_resume_keeps_the_best(tmp_path):
 def test_no_host_sync_added_per_step(monkeypatch):
     """Counts host reads of tensors (item, bool, float, int, tolist) during whole fits: the
     difference between keep="best" and keep="last" does not grow with the steps."""
-    reads = [0]
-    for name in ("item", "tolist", "__bool__", "__float__", "__int__", "__index__"):
-        real = getattr(torch.Tensor, name)
-
-        def spy(self, *a, _real=real, **kw):
-            reads[0] += 1
-            return _real(self, *a, **kw)
-
-        monkeypatch.setattr(torch.Tensor, name, spy)
+    reads = count_host_reads(monkeypatch)
 
     def count(keep: str, steps: int) -> int:
         reads[0] = 0

@@ -84,7 +84,7 @@ def _add_fields(p: argparse.ArgumentParser, cls: type) -> None:
             kw["type"] = str
         else:
             kw["type"] = base[0] if base[0] in (int, float) else str
-        for key in ("choices", "metavar", "nargs"):
+        for key in ("choices", "metavar", "nargs", "type"):
             if key in meta:
                 kw[key] = meta[key]
         if "choices" in kw:

@@ -6,7 +6,8 @@ config.json`` runs it again.
 A field left ``None`` takes, in this order: the encoder checkpoint's value (architecture),
 the job's preset for the device (``PRESETS``), or the job's fixed default. Field metadata:
 ``help``, ``flag`` (name on the command line), ``choices``, ``min`` / ``above`` (bounds
-checked by ``validate``), ``positional``/``nargs``.
+checked by ``validate``), ``positional``/``nargs``, ``type`` (the flag's parser, when the
+field's type does not give it).
 """
 
 from __future__ import annotations
@@ -22,9 +23,12 @@ from typing import Any
 import torch
 
 from ._version import __version__
+from .levers import parse_freeze
 from .models import resolve_device
 from .recipes import RECIPES
 from .stability import STABILIZE
+from .train.callbacks import PRECISION_SCHEDULES
+from .train.objectives import SAMPLING
 from .value_range import DEFAULT_VALUE_RANGE, VALUE_RANGES
 
 __all__ = ["opt", "Runtime", "NetConfig", "ModelConfig", "PretrainConfig", "FitConfig",
@@ -119,6 +123,14 @@ def _value_range(from_encoder: bool = False) -> Any:
     return opt(DEFAULT_VALUE_RANGE, VALUE_RANGE_HELP, choices=VALUE_RANGES)
 
 
+def _strainer_lr(default: tuple[float, float]) -> Any:
+    """The ``--strainer-lr ENC,DEC`` field (``fit_many(transfer_lr=...)``; parsed by
+    ``cli.parse_pair``)."""
+    return opt(default, "for --init strainer: learning rates of the pretrained encoder and of "
+               "the fresh decoder as multiples of --lr (1,1 = the paper's protocol)",
+               metavar="ENC,DEC")
+
+
 def _pretrain_part(**kw: Any) -> Any:
     """The pretraining schedule inside a fitting job: flags --pretrain-steps, --pretrain-lr."""
     return field(default_factory=lambda: PretrainConfig(**kw), metadata={"prefix": "pretrain-"})
@@ -182,6 +194,16 @@ class FitJob:
                               "the last layer's times ALPHA (Yeom et al. 2025; 1 = SIREN init)",
                               metavar="ALPHA", above=0)
     fit: FitConfig = _part(FitConfig, steps=2000, log_every=100)
+    strainer_lr: tuple[float, float] = _strainer_lr((1.0, 1.0))
+    freeze: int | str = opt(0, "for --init strainer: keep the first N pretrained encoder "
+                            "layers fixed, or auto: up to the layer of highest weight stable "
+                            "rank (not yet validated)", type=parse_freeze, metavar="N|auto")
+    sampling: str = opt("uniform", "with --points: uniform, or error: draw pixels in "
+                        "proportion to their current squared error (not yet validated)",
+                        choices=SAMPLING)
+    precision_schedule: str | None = opt(None, "bf16-then-exact: bf16 until the training "
+                                         "PSNR stalls, then exact (needs --precision exact; "
+                                         "not yet validated)", choices=PRECISION_SCHEDULES)
     checkpoint_every: int = opt(0, "save the training state every K steps to "
                                 "OUT/train_state/ (0: never)", min=0, metavar="K")
     resume: bool = opt(False, "continue from the newest training state in OUT/train_state/")
@@ -265,10 +287,7 @@ class ImageTaskJob:
     model: ModelConfig = _part(ModelConfig)
     pretrain: PretrainConfig = _pretrain_part()
     fit: FitConfig = _part(FitConfig)
-    strainer_lr: tuple[float, float] = opt((0.03, 10.0), "for --init strainer: learning rates "
-                                           "of the pretrained encoder and of the fresh decoder "
-                                           "as multiples of --lr (1,1 = the paper's protocol)",
-                                           metavar="ENC,DEC")
+    strainer_lr: tuple[float, float] = _strainer_lr((0.03, 10.0))
     runtime: Runtime = _part(Runtime)
 
 

@@ -21,6 +21,11 @@ points on the full grid with point batches. ``keep="last"``: the last iterate.
 ``value_range`` (``value_range``): the range the pixels are mapped to for training; an
 ``Encoder`` pretrained under another range is refused, unset (None) takes the encoder's.
 PSNR is on [0, 1] pixels either way.
+
+Levers, off by default and not yet validated: ``transfer_lr`` (per-part learning rates of a
+STRAINER init), ``freeze`` (fixed leading encoder layers, ``levers``), ``sampling="error"``
+(error-guided point batches, ``train.objectives.image_error_points``) and
+``precision_schedule`` (bf16, then exact: ``train.PrecisionSchedule``).
 """
 
 from __future__ import annotations
@@ -33,11 +38,13 @@ from typing import Any
 import torch
 
 from .data import coord_grid
+from .levers import freeze_depth
 from .memory import check_fits
 from .metrics import psnr, ssim
 from .models import Encoder, Layers, Strainer, init_layers, layer_sizes, resolve_device
 from .recipes import apply_recipe
-from .train import Callback, Checkpointer, KeepBest, Stabilize, Trainer, image_mse, train
+from .train import (Callback, Checkpointer, KeepBest, PrecisionSchedule, Stabilize, Trainer,
+                    image_mse, train)
 from .train.objectives import render
 from .value_range import ValueRange, for_encoder
 
@@ -265,6 +272,9 @@ def fit_many(
     keep: str = "best",
     value_range: str | ValueRange | None = None,
     recipe: str = "paper",
+    freeze: int | str = 0,
+    sampling: str = "uniform",
+    precision_schedule: str | None = None,
 ) -> FitResult:
     """Fits K images [K, H, W, C] in [0, 1] with K independent networks at once.
 
@@ -307,6 +317,20 @@ def fit_many(
     "siren" or STRAINER init (``recipes``; leave them at their defaults), e.g.
     ``fit_many(images, "siren", recipe="fast", steps=300)``. A schedule it picks spans
     ``steps``.
+
+    Levers (off by default, not yet validated): ``freeze``: for a STRAINER init, the number
+    of leading pretrained encoder layers kept fixed (``requires_grad`` False, left out of
+    Adam; the fused kernels still compute their weight gradients, the reference backend
+    does not), or "auto": up to and including the encoder layer of highest weight stable
+    rank (``levers``); 0 trains every layer. ``sampling`` (with ``points``): "uniform"
+    (default) or "error": each image draws its pixels with probability proportional to its
+    current per-pixel squared error plus a uniform floor, the error map refreshed from a
+    full-grid render every ``train.objectives.ERROR_REFRESH_EVERY`` steps inside the
+    measured training time (``train.objectives.image_error_points``); metrics stay on the
+    full grid. ``precision_schedule``: "bf16-then-exact" trains in bf16 until the training
+    PSNR gains less than 0.05 dB per step over 20 steps (checked every 10), then exact
+    (``train.PrecisionSchedule``; exact only, with a warning, on a CPU without bf16); it
+    needs ``precision="exact"`` and a compiled backend.
     """
     if images.dim() != 4:
         raise ValueError(f"images must be [K, H, W, C], got shape {tuple(images.shape)}")
@@ -317,6 +341,12 @@ def fit_many(
     vr = for_encoder(value_range) if encoder is None else for_encoder(
         value_range, encoder.value_range, f"encoder {encoder.meta.get('path', '(in memory)')}")
     name, weights, net = resolve_net(init, init_weights, width, layers, w0)
+    frozen = freeze_depth(freeze, name, weights)
+    schedule = None if precision_schedule is None else PrecisionSchedule(precision_schedule)
+    if schedule is not None and (precision != "exact" or backend == "reference"):
+        raise ValueError(f"precision_schedule sets the precision itself and needs a compiled "
+                         f"backend (bf16): use precision='exact' and a backend other than "
+                         f"'reference', got precision={precision!r}, backend={backend!r}")
     lr, weight_scale, stabilize = astuple(apply_recipe(
         recipe, name, lr=lr, weight_scale=weight_scale, stabilize=stabilize))
     h, w = render_size or images.shape[1:3]
@@ -327,38 +357,42 @@ def fit_many(
     model = initial_model(name, k, images.shape[-1], init_weights=weights, seed=seed,
                           backend=backend, precision=precision, weight_scale=weight_scale,
                           **net).to(dev)
-    opt = _transfer_adam(model, name, weights, lr, transfer_lr)
+    opt = _transfer_adam(model, name, weights, lr, transfer_lr, frozen)
     images = images.to(dev, torch.float32)
     if reference is None and (h, w) == images.shape[1:3]:
         reference = images
     reference = None if reference is None else reference.to(dev, torch.float32)
     result = FitResult(model=model)
     cbs = [*fit_callbacks(result, images, (h, w), reference, vr, stabilize=stabilize,
-                          keep=keep, points=points), *callbacks]
+                          keep=keep, points=points), *callbacks,
+           *([schedule] if schedule is not None else [])]
     if checkpoint is not None:
         cbs.append(checkpoint)
     gen = None if points is None else torch.Generator().manual_seed(seed)
     train(model, image_mse(model, images, operator=operator, render_size=(h, w), points=points,
-                           generator=gen, value_range=vr), steps,
+                           generator=gen, value_range=vr, sampling=sampling), steps,
           optimizer=opt, callbacks=cbs, log_every=log_every or steps, progress=progress,
           desc=desc or f"fit {name}", generator=gen, value_range=vr)
     return result
 
 
 def _transfer_adam(model: Strainer, init: str, init_weights: Layers | None, lr: float,
-                   transfer_lr: tuple[float, float]) -> torch.optim.Adam:
-    """Adam at ``lr``, with the encoder / decoder multipliers for a STRAINER init."""
+                   transfer_lr: tuple[float, float], frozen: int = 0) -> torch.optim.Adam:
+    """Adam at ``lr``, with the encoder / decoder multipliers for a STRAINER init; the first
+    ``frozen`` layers are fixed (``requires_grad`` False, not in Adam)."""
     if len(transfer_lr) != 2 or not all(math.isfinite(m) and m >= 0 for m in transfer_lr):
         raise ValueError(f"transfer_lr must be two finite multipliers >= 0, got {transfer_lr}")
+    for p in [*model.dec_w[:frozen], *model.dec_b[:frozen]]:
+        p.requires_grad_(False)
     if tuple(transfer_lr) == (1.0, 1.0):
-        return torch.optim.Adam(model.parameters(), lr=lr)
+        return torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr)
     if init != "strainer":
         raise ValueError(f"transfer_lr applies to init 'strainer' only, got init {init!r}")
     k = len(init_weights)  # the pretrained layers come first
-    enc = [*model.dec_w[:k], *model.dec_b[:k]]
+    enc = [*model.dec_w[frozen:k], *model.dec_b[frozen:k]]
     dec = [*model.dec_w[k:], *model.dec_b[k:]]
-    return torch.optim.Adam([{"params": enc, "lr": lr * transfer_lr[0]},
-                             {"params": dec, "lr": lr * transfer_lr[1]}], lr=lr)
+    return torch.optim.Adam([{"params": ps, "lr": lr * m} for ps, m in
+                             ((enc, transfer_lr[0]), (dec, transfer_lr[1])) if ps], lr=lr)
 
 
 def fit(image: torch.Tensor, init: str | Encoder = "siren", **kwargs: Any) -> FitResult:

@@ -9,6 +9,7 @@ and runs.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import sys
@@ -42,6 +43,9 @@ __all__ = ["compare", "parse_methods", "check_methods", "check_image_job", "runt
            "use_encoder", "cached_encoder", "mri_encoder", "pretrain_job", "fit_job",
            "compare_job", "demo_job", "METHODS"]
 
+# FitJob's levers (off by default): only values other than the default enter the resume
+# fingerprint, so the training states of earlier runs still load
+FIT_LEVERS = ("strainer_lr", "freeze", "sampling", "precision_schedule")
 METHODS = ("siren", "siren-ft", "meta", "meta-maml", "meta-fomaml", "meta-reptile",
            *GEN_METHODS)
 
@@ -292,6 +296,8 @@ def fit_job(cfg: FitJob) -> None:
             weights = meta_init(train, cfg.meta_method, steps=cfg.init_steps, lr=cfg.fit.lr,
                                 points=cfg.fit.points or None, **net, **opts)
     write_config(Path(cfg.out) / "config.json", "fit", cfg)
+    defaults = {f.name: f.default for f in dataclasses.fields(FitJob)}
+    levers = {k: getattr(cfg, k) for k in FIT_LEVERS if getattr(cfg, k) != defaults[k]}
     ckpt = Checkpointer(Path(cfg.out) / "train_state", every=cfg.checkpoint_every,
                         resume=cfg.resume, fingerprint=dict(
                             init=cfg.init, image=str(cfg.image), encoder=cfg.encoder,
@@ -299,13 +305,14 @@ def fit_job(cfg: FitJob) -> None:
                             seed=rt.seed, gray=cfg.gray, precision=rt.precision,
                             points=cfg.fit.points or None, weight_scale=cfg.weight_scale,
                             **({} if cfg.fit.recipe == "paper" else {"recipe": cfg.fit.recipe}),
-                            **range_fingerprint(cfg.value_range), **net))
+                            **levers, **range_fingerprint(cfg.value_range), **net))
     result = fit_many(image, encoder if encoder is not None else cfg.init, init_weights=weights,
                       steps=cfg.fit.steps, lr=cfg.fit.lr, log_every=cfg.fit.log_every,
                       checkpoint=ckpt, stabilize=cfg.fit.stabilize, keep=cfg.fit.keep,
                       recipe=cfg.fit.recipe,
                       points=cfg.fit.points or None, weight_scale=cfg.weight_scale,
-                      **net, **opts)
+                      transfer_lr=cfg.strainer_lr, freeze=cfg.freeze, sampling=cfg.sampling,
+                      precision_schedule=cfg.precision_schedule, **net, **opts)
     write_report(cfg.out, {cfg.init: result}, image, names, cfg,
                  device=str(resolve_device(rt.device)), title=f"fit {names[0]}")
     print(f"{names[0]}: final PSNR {result.psnr[-1][0]:.2f} dB, SSIM {result.ssim[-1][0]:.4f}; "

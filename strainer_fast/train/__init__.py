@@ -12,13 +12,14 @@ import torch
 from torch import nn
 
 from ..value_range import DEFAULT_VALUE_RANGE, ValueRange
-from .callbacks import (Checkpointer, DivergenceGuard, GradSync, KeepBest, Progress,
-                        Stabilize)
+from .callbacks import (Checkpointer, DivergenceGuard, GradSync, KeepBest, PrecisionSchedule,
+                        Progress, Stabilize)
 from .engine import STATE_FORMAT, Callback, Trainer
 from .objectives import batch_mse, image_mse
 
 __all__ = ["train", "Trainer", "Callback", "Checkpointer", "DivergenceGuard", "GradSync",
-           "Progress", "Stabilize", "KeepBest", "image_mse", "batch_mse", "STATE_FORMAT"]
+           "Progress", "Stabilize", "KeepBest", "PrecisionSchedule", "image_mse", "batch_mse",
+           "STATE_FORMAT"]
 
 
 def train(model: nn.Module, objective: Callable[[int], torch.Tensor], steps: int, *,

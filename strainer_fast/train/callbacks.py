@@ -1,23 +1,27 @@
 """Composable training behaviour for ``Trainer``: progress bar, divergence guard,
-training-state checkpoints / resume, distributed gradient sync, stabilisers, best iterate."""
+training-state checkpoints / resume, distributed gradient sync, stabilisers, best iterate,
+precision schedule."""
 
 from __future__ import annotations
 
 import re
 import sys
+import warnings
 from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
 
-from .. import distributed
+from .. import _extension, distributed
 from ..checkpoint import atomic_save
 from ..stability import _bcast, check_independent, make_stabilizer
 from ..value_range import DEFAULT_VALUE_RANGE, ValueRange, resolve
 from .engine import STATE_FORMAT, Callback, Trainer
 
 __all__ = ["Progress", "DivergenceGuard", "Checkpointer", "GradSync", "Stabilize", "KeepBest",
-           "say"]
+           "PrecisionSchedule", "PRECISION_SCHEDULES", "say"]
+
+PRECISION_SCHEDULES = ("bf16-then-exact",)
 
 
 def say(text: str) -> None:
@@ -333,3 +337,74 @@ class KeepBest(Callback):
         # a roll-back hands device copies; a resume's CPU tensors move in ``attach``
         self.weights, self.kept_loss = state["weights"], state["loss"]
         self.kept_step = state["step"]
+
+
+class PrecisionSchedule(Callback):
+    """``"bf16-then-exact"`` (``fit_many(precision_schedule=...)``; not yet validated): the
+    model runs its fused ops in bf16 until its training PSNR stalls, then exact to the end.
+
+    Switch rule: every ``every`` steps the mean over signals of the step's training PSNR
+    (dB, a device scalar) is recorded; when it rose by less than ``min_gain_db`` per step over
+    the last ``window`` steps, the model switches to "exact" for good (``switched_at``: the
+    step). One host read every ``every`` steps until the switch, none after it. On a CPU
+    without bf16 instructions (``_extension.CPU_HAS_NATIVE_BF16`` False) it warns and runs
+    exact throughout. The switch step and the PSNR record are saved with the training state
+    (``key``), so a roll-back or a resume keeps the phase. ``model``: one whose
+    ``precision`` attribute is read at every forward (``models.Strainer``); the returned
+    model keeps the precision of the last phase.
+    """
+
+    order = 60
+    key = "precision_schedule"
+
+    def __init__(self, schedule: str = "bf16-then-exact", *, every: int = 10, window: int = 20,
+                 min_gain_db: float = 0.05) -> None:
+        if schedule not in PRECISION_SCHEDULES:
+            raise ValueError(f"precision_schedule must be one of {PRECISION_SCHEDULES}, got "
+                             f"{schedule!r}")
+        if every < 1 or window < every or window % every:
+            raise ValueError(f"window ({window}) must be a positive multiple of every "
+                             f"({every})")
+        self.every, self.window, self.min_gain_db = every, window, min_gain_db
+        self.switched_at: int | None = None
+        self.history: list[torch.Tensor] = []  # mean training PSNR at the recent checks
+        self.active = True
+        self.model: torch.nn.Module | None = None
+
+    def _apply(self) -> None:
+        exact = not self.active or self.switched_at is not None
+        self.model.precision = "exact" if exact else "bf16"
+
+    def begin(self, t: Trainer) -> None:
+        if not hasattr(t.model, "precision"):
+            raise ValueError("a precision schedule needs a model with a precision attribute "
+                             f"(Strainer), got {type(t.model).__name__}")
+        self.model = t.model
+        device = next(t.model.parameters()).device
+        self.history = [h.to(device) for h in self.history]
+        if device.type == "cpu" and not _extension.CPU_HAS_NATIVE_BF16:
+            warnings.warn("strainer_fast: this CPU has no bf16 instructions (AVX512-BF16/AMX); "
+                          "the precision schedule runs exact only", RuntimeWarning,
+                          stacklevel=2)
+            self.active = False
+        self._apply()
+
+    def after_step(self, t: Trainer, mse: torch.Tensor) -> bool:
+        if not self.active or self.switched_at is not None or t.step % self.every:
+            return False
+        self.history = [*self.history, (-10 * torch.log10(mse.clamp_min(1e-30))).mean()]
+        self.history = self.history[-(self.window // self.every + 1):]
+        if (len(self.history) > self.window // self.every
+                and bool(self.history[-1] - self.history[0] < self.window * self.min_gain_db)):
+            self.switched_at = t.step
+            self._apply()
+        return False
+
+    def restored(self, t: Trainer) -> None:
+        self._apply()
+
+    def state_dict(self) -> dict:
+        return {"switched_at": self.switched_at, "history": list(self.history)}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.switched_at, self.history = state["switched_at"], list(state["history"])
