@@ -1,12 +1,16 @@
 """Smoke test of the paper-reproduction driver (benchmarks/repro) at tiny sizes, its
 resumption of a killed run, its pre-registration file and its claim rules."""
 
+import importlib
 import json
 import signal
 import subprocess
 import sys
 import tomllib
 from pathlib import Path
+
+import numpy as np
+import pytest
 
 REPRO = Path(__file__).resolve().parents[1] / "benchmarks" / "repro"
 TINY = dict(size=8, small_size=8, task_size=8, width=8, steps=4, pretrain_steps=3, log_every=2,
@@ -43,13 +47,17 @@ sys.exit(run_all.main())
 """
 
 
-def rules():
+def repro(name: str):
+    """The benchmarks/repro module ``name`` (imported with its folder on sys.path)."""
     sys.path.insert(0, str(REPRO))
     try:
-        import claims
+        return importlib.import_module(name)
     finally:
         sys.path.remove(str(REPRO))
-    return claims
+
+
+def rules():
+    return repro("claims")
 
 
 def test_driver_writes_report_from_measurements(tmp_path):
@@ -63,6 +71,12 @@ def test_driver_writes_report_from_measurements(tmp_path):
     assert "count" in fig2["runs"]["siren"]["0"]["drops_after_100"]  # drop counts recorded
     assert set(fig2["runs"]["siren"]) == {"0", "1"} and set(fig2["runs"]["meta"]) == {"0"}
     assert set(fig2["runs"]["control"]) == {"0", "1"}
+    assert set(fig2["runs"]["siren (signed)"]) == set(fig2["runs"]["strainer-10 (signed)"]) \
+        == {"0"}  # the second protocol's rows, on second_seeds
+    ranges = {m: {r["value_range"] for r in per.values()} for m, per in fig2["runs"].items()}
+    assert ranges["siren (signed)"] == {"signed"} and ranges["siren"] == {"unit"}
+    assert all(len(v) == 1 for v in ranges.values())  # every row records its value range
+    assert "| strainer-10 (signed) | signed | 1 |" in report
     assert "random-weight control" in report and "per seed" in report
     stab = json.loads((tmp_path / "stability.json").read_text())
     assert f"**{stab['chosen']}**" in report
@@ -107,12 +121,151 @@ def test_driver_rejects_unknown_item(tmp_path):
 def test_preregistration_presets_are_complete():
     prereg = tomllib.loads((REPRO / "preregistration.toml").read_text())
     cpu, paper = prereg["presets"]["cpu"], prereg["presets"]["paper"]
+    choices, tuned = prereg["choices"], prereg["tuned"]
     assert set(cpu) == set(paper)
-    assert cpu["width"] == 256 and cpu["layers"] == 6 and cpu["shared"] == 5
-    assert cpu["steps"] >= 1000 and cpu["pretrain_steps"] >= 2000 and len(cpu["seeds"]) >= 3
-    assert paper["size"] == 178 and paper["pretrain_steps"] == 5000 and paper["steps"] == 2000
-    assert prereg["tuned"]["size"] in prereg["choices"]["size_candidates"]
-    assert prereg["tuned"]["strainer_lr"] in prereg["choices"]["strainer_lr_grid"]
+    assert cpu["width"] == "tuned" and cpu["layers"] == 6 and cpu["shared"] == 5
+    for p in (cpu, paper):  # the authors' protocol at the paper's side and step counts
+        assert p["size"] == 178 and p["value_range"] == "unit" and p["steps"] == 2000
+        assert p["pretrain_steps"] == 5000 and p["test_images"] == 6 and p["seeds"] == [0, 1, 2]
+        assert p["second_value_range"] == "signed" and p["second_seeds"]
+    assert paper["width"] == 256
+    assert tuned["size"] in choices["size_candidates"]
+    assert tuned["strainer_lr"] in choices["strainer_lr_grid"]
+    assert tuned["width"] == "unset" or tuned["width"] in choices["width_candidates"]
+    assert choices["width_size"] == cpu["size"] and choices["width_value_range"] == "unit"
+    assert choices["width_target_psnr"] == repro("fig2_in_domain").PAPER_PSNR["siren"]
+    assert choices["width_steps"] == 2000 and choices["budget_minutes"] == 90
+
+
+def test_width_rule_choice():
+    validate = repro("validate")
+    fitted = []
+
+    def rows(estimates: dict, psnr: dict, budget: float = 90.0) -> list[dict]:
+        fitted.clear()
+        return validate.width_rows(list(estimates), lambda w: dict(estimate_min=estimates[w]),
+                                   lambda w: fitted.append(w) or dict(psnr=psnr[w]), budget)
+
+    # closest to the target, whatever the order of the candidates
+    r = rows({96: 10, 32: 10, 64: 10, 48: 10}, {32: 30.0, 48: 40.0, 64: 46.0, 96: 52.0})
+    assert [x["width"] for x in r] == [32, 48, 64, 96] and fitted == [32, 48, 64, 96]
+    assert validate.pick_width(r, 44.9) == (64, "")
+    # a tie: the narrower
+    r = rows({32: 10, 48: 10}, {32: 44.0, 48: 46.0})
+    assert validate.pick_width(r, 45.0) == (32, "")
+    # over budget: not fitted, and no wider candidate either (even one estimated lower)
+    r = rows({32: 50, 48: 80, 64: 95, 96: 70}, {32: 30.0, 48: 40.0, 64: 44.9, 96: 44.9})
+    assert fitted == [32, 48]
+    assert [x["status"] for x in r][:3] == ["fitted", "fitted", "over budget"]
+    assert r[3]["status"].startswith("skipped") and "psnr" not in r[2] and "psnr" not in r[3]
+    assert validate.pick_width(r, 44.9) == (48, "")
+    # none fits: the narrowest, said so
+    r = rows({32: 91, 64: 200}, {})
+    assert fitted == [] and r[0]["status"] == "over budget"
+    width, note = validate.pick_width(r, 44.9)
+    assert width == 32 and "no candidate fits the budget" in note and "91 min" in note
+
+
+def test_validate_width_part_writes_candidates(tmp_path, monkeypatch):
+    common, validate = repro("common"), repro("validate")
+    cfg = dict(common.preset("cpu"), **TINY, progress=False)
+    rule = dict(common.PREREG["choices"], width_size=8, width_steps=3, width_candidates=[16, 8])
+    monkeypatch.setitem(common.PREREG, "choices", dict(rule, budget_minutes=1e6))
+    data = validate.run(cfg, tmp_path, parts=("width",))
+    rows = data["width"]["candidates"]
+    assert [r["width"] for r in rows] == [8, 16] and all(r["status"] == "fitted" for r in rows)
+    assert all(r["pass_wall_ms"] > 0 and r["estimate_min"] > 0 and r["cpu_s"] > 0 for r in rows)
+    closest = min(rows, key=lambda r: (abs(r["psnr"] - rule["width_target_psnr"]), r["width"]))
+    assert data["width"]["chosen"] == closest["width"]
+    assert json.loads((tmp_path / "validation_width.json").read_text())["chosen"] \
+        == json.loads((tmp_path / "validation.json").read_text())["width"]["chosen"]
+    monkeypatch.setitem(common.PREREG, "choices", dict(rule, budget_minutes=0))
+    data = validate.run(cfg, tmp_path, parts=("width",))["width"]
+    assert [r["status"][:7] for r in data["candidates"]] == ["over bu", "skipped"]
+    assert data["chosen"] == 8 and "no candidate fits" in data["note"]
+
+
+def test_run_all_refuses_an_unset_tuned_width(tmp_path, monkeypatch, capsys):
+    common, run_all = repro("common"), repro("run_all")
+    monkeypatch.setitem(common.PREREG["tuned"], "width", common.UNSET)
+    monkeypatch.setattr(sys, "argv", ["run_all.py", "--out", str(tmp_path), "--only", "fig2"])
+    assert run_all.main() == 2
+    err = capsys.readouterr().err
+    assert "width is 'tuned'" in err and "validate.py --part width" in err
+    assert not list(tmp_path.iterdir())  # nothing ran
+    cfg = common.preset("cpu")
+    assert cfg["width"] == common.UNSET
+    common.check_tuned(dict(cfg, width=64))  # a --set override is accepted
+
+
+# Where the items call the counted functions (module, attribute).
+FIT_MANY = ("fig2_in_domain", "table2_ood", "fig7_ablation", "table5_cost", "fig3_features",
+            "fig4_grad_hist", "stability", "strainer_fast.fit", "strainer_fast.tasks.superres",
+            "strainer_fast.tasks.denoise")
+META = ("fig2_in_domain", "table5_cost")
+
+
+def test_budget_counts_the_calls_items_make(tmp_path, monkeypatch):
+    """budget.planned_passes, derived from the config keys, equals the passes of the calls
+    the items actually make (fit_many, common.pretrained that computes, meta_init, TransINR /
+    IPC training and fitting), each costed by budget's per-call formulas; sides differ
+    between items so the scaling counts too. fig12 (the occupancy CLI) is not run."""
+    common, budget = repro("common"), repro("budget")
+    cfg = dict(common.preset("cpu"), **dict(TINY, small_size=12, task_size=12, gen_size=12,
+                                            natural_test_images=2, second_seeds=[1]),
+               progress=False)
+    monkeypatch.setattr(common, "_MEMO", {})
+    spent = [0.0]
+
+    def counted(module: str, name: str, cost) -> None:
+        mod = importlib.import_module(module) if "." in module else repro(module)
+        real = getattr(mod, name)
+
+        def wrapper(*args, **kwargs):
+            spent[0] += cost(*args, **kwargs)
+            return real(*args, **kwargs)
+        monkeypatch.setattr(mod, name, wrapper)
+
+    def fit_cost(images, *args, **kw):
+        points = np.prod(kw.get("render_size") or images.shape[1:3])
+        return budget.fit_cost(cfg, images.shape[0], points, kw["steps"], kw["log_every"],
+                               kw.get("width"), kw.get("layers"))
+
+    def meta_cost(images, method, **kw):
+        c = dict(cfg, meta_method=method, meta_inner_steps=kw["inner_steps"])
+        return budget.meta_cost(c, images.shape[0], np.prod(images.shape[1:3]), kw["steps"])
+
+    for module in FIT_MANY:
+        counted(module, "fit_many", fit_cost)
+    for module in META:
+        counted(module, "meta_init", meta_cost)
+    counted("table3_generalizable", "train_generalizable", lambda kind, **kw: budget.
+            generalizable_cost(dict(cfg, gen_steps=kw["steps"], gen_batch=kw["batch"]),
+                               kw["size"] ** 2))
+    counted("table3_generalizable", "fit_generalizable", lambda images, model, **kw: budget.
+            fit_cost(cfg, images.shape[0], np.prod(images.shape[1:3]),
+                     kw["steps"] if kw["tto"] else 0, kw["log_every"]))
+    real_pretrained = common.pretrained
+
+    def pretrained(c, data, images, *, shared, steps, seed, **kw):
+        known = len(common._MEMO)
+        result = real_pretrained(c, data, images, shared=shared, steps=steps, seed=seed, **kw)
+        if len(common._MEMO) > known:  # computed, not memoised
+            spent[0] += budget.pretrain_cost(cfg, images.shape[0], np.prod(images.shape[1:3]),
+                                             steps, shared, kw.get("width"), kw.get("layers"))
+        return result
+    monkeypatch.setattr(common, "pretrained", pretrained)
+
+    planned = budget.planned_passes(cfg)
+    run_all = repro("run_all")
+    for key, item in run_all.ITEMS.items():
+        if key == "fig12":
+            continue
+        before = spent[0]
+        item.module.run(cfg, tmp_path)
+        assert spent[0] - before == pytest.approx(planned[key]["passes"], rel=1e-9), key
+    assert "pretraining" not in planned["fig3"]["parts"]  # item 1's seed-0 encoder, reused
+    assert planned["fig2"]["parts"]["meta-learning"] > 0
 
 
 def test_random_weight_control_keeps_values_not_structure():

@@ -85,18 +85,27 @@ def fig2(d: dict) -> tuple[list[str], list[Claim]]:
     any_run = next(iter(runs["siren"].values()))
     steps = any_run["step"]
     early = 100 if 100 in steps else steps[len(steps) // 4]
-    target = {s: r["psnr"][-1] for s, r in runs["siren"].items()}
+    default_range = d["config"].get("value_range", "-")
+
+    def value_range(m: str) -> str:
+        return next(iter(runs[m].values())).get("value_range", default_range)
+
+    # SIREN's final PSNR per seed, per value range (JSON without protocol_rows: one range)
+    siren_rows = {vr: rows["siren"] for vr, rows in d.get("protocol_rows", {}).items()}
+    targets = {vr: {s: r["psnr"][-1] for s, r in runs.get(row, {}).items()}
+               for vr, row in {default_range: "siren", **siren_rows}.items()}
     lines = [] if d.get("complete", True) else [
         "**Partial: this item was cut short; the rows below are the fits it finished "
         "(seeds per row in the table).**", ""]
     lines += [d["capacity"] + ".", "",
-              f"| init | seeds | PSNR @ step {early} (dB) | final PSNR @ step {steps[-1]} (dB) "
-              "| final SSIM | steps to reach SIREN's final PSNR | init cost: wall / CPU (s) | "
-              "paper, CelebA-HQ, PSNR @ 2000 (dB) |",
-              "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+              f"| init | value range | seeds | PSNR @ step {early} (dB) | final PSNR @ step "
+              f"{steps[-1]} (dB) | final SSIM | steps to reach SIREN's final PSNR | init cost: "
+              "wall / CPU (s) | paper, CelebA-HQ, PSNR @ 2000 (dB) |",
+              "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for m, per in runs.items():
         if not per:
             continue
+        target = targets.get(value_range(m), {})
         reach = [steps_to_reach(r, target[s]) for s, r in per.items() if s in target]
         reach_txt = ", ".join("never" if x is None else str(x) for x in reach)
         cost = d["init_cost"].get(m, {})
@@ -104,18 +113,24 @@ def fig2(d: dict) -> tuple[list[str], list[Claim]]:
                     f"{np.mean([c['wall_s'] for c in cost.values()]):.0f} / "
                     f"{np.mean([c['cpu_s'] for c in cost.values()]):.0f}")
         lines.append(
-            f"| {names.get(m, m)} | {len(per)} | {_ms([_at(r, early) for r in per.values()])} "
+            f"| {names.get(m, m)} | {value_range(m)} | {len(per)} "
+            f"| {_ms([_at(r, early) for r in per.values()])} "
             f"| {_ms([r['psnr'][-1] for r in per.values()])} "
             f"| {_ms([r['ssim'][-1] for r in per.values()], '.4f')} | {reach_txt} | {cost_txt} "
             f"| {f'{paper[m]:.1f}' if m in paper else '-'} |")
     lines += ["", "Mean +- standard deviation over seeds of the per-seed mean over test images; "
               "steps to reach: the first logged step whose mean PSNR is at least SIREN's final "
-              "mean PSNR of the same seed (one entry per seed). Init cost: pretraining / "
+              "mean PSNR of the same seed and value range (one entry per seed). Value range: "
+              "of the fitted targets (unit: [0, 1] as loaded, the authors' protocol; signed: "
+              "[-1, 1]); PSNR is on [0, 1] pixels either way. Init cost: pretraining / "
               "meta-learning / SIREN-ft fitting time, measured while other jobs shared the "
               "cores (CPU time is the process's)."]
     finals = {m: {s: _final(r) for s, r in per.items()} for m, per in runs.items() if per}
     claims = []
-    for a, b in (("strainer-10", "siren"), ("strainer-10", "control"), ("control", "siren")):
+    second = [(rows["strainer-10"], rows["siren"]) for vr, rows in
+              d.get("protocol_rows", {}).items() if vr != default_range]
+    for a, b in (("strainer-10", "siren"), ("strainer-10", "control"), ("control", "siren"),
+                 *second):
         if a in finals and b in finals:
             claims.append(beats_seeds(a, finals[a], b, finals[b],
                                       f"{names.get(a, a)} fits the test images better than "

@@ -18,6 +18,7 @@ import time
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Callable
 
 import matplotlib
 
@@ -47,8 +48,12 @@ NATURAL_TRAIN_GRAY = tuple(PREREG["splits"]["natural_train_gray"])
 PAPER_VALUES = 178 * 178 * 3
 
 
+UNSET = "unset"  # a [tuned] value not chosen yet (validate.py writes it, by hand, after its part)
+
+
 def preset(name: str) -> dict:
-    """The flat config of preset ``name`` with the tuned values filled in."""
+    """The flat config of preset ``name`` with the tuned values filled in (a ``[tuned]`` value
+    still ``UNSET`` stays ``UNSET``: ``check_tuned`` refuses such a config)."""
     if name not in PREREG["presets"]:
         raise ValueError(f"unknown preset {name!r}; choose from {list(PRESETS)}")
     cfg = dict(PREREG["presets"][name])
@@ -58,6 +63,18 @@ def preset(name: str) -> dict:
     cfg.update(strainer_lr=list(PREREG["tuned"]["strainer_lr"]), seed=cfg["seeds"][0],
                device="auto", progress=True, train=None, test=None, preset=name)
     return cfg
+
+
+def check_tuned(cfg: dict) -> None:
+    """ValueError naming the config values that are still ``UNSET`` (a "tuned" preset value
+    whose ``[tuned]`` entry validate.py has not filled in, and no ``--set`` override)."""
+    unset = sorted(k for k, v in cfg.items() if v == UNSET)
+    if unset:
+        raise ValueError(
+            f"preset {cfg['preset']!r}: {', '.join(unset)} is 'tuned' but [tuned] in "
+            f"{PREREG_PATH.name} leaves it {UNSET!r}: run `python benchmarks/repro/validate.py "
+            f"--part {unset[0]}` and copy its choice into [tuned] (or override it with "
+            f"--set {unset[0]}=VALUE, which the report then declares)")
 
 
 def weights_count(width: int, layers: int, channels: int, inputs: int = 2) -> int:
@@ -144,6 +161,14 @@ class _Snapshots(Callback):
         return False
 
 
+def pretrain_key(cfg: dict, data: str, shape: tuple[int, ...], shared: int, steps: int,
+                 seed: int, width: int, layers: int) -> tuple:
+    """Memo key of ``pretrained``: what its encoder depends on (images [S, H, W, C] named
+    ``data``, the encoder's settings and ``cfg``'s w0 / lr / precision / value range)."""
+    return ("pretrain", data, tuple(shape), shared, steps, seed, width, layers, cfg["w0"],
+            cfg["lr"], cfg["precision"], cfg["value_range"])
+
+
 def pretrained(cfg: dict, data: str, images: torch.Tensor, *, shared: int, steps: int,
                seed: int, width: int | None = None, layers: int | None = None,
                snapshots: tuple[int, ...] = ()) -> Pretrained:
@@ -152,8 +177,7 @@ def pretrained(cfg: dict, data: str, images: torch.Tensor, *, shared: int, steps
     Snapshots of the encoder are kept at every step of ``snapshots`` and of
     ``cfg["cost_budgets"]`` / ``cfg["ablation_pretrain_steps"]`` below ``steps``."""
     width, layers = width or cfg["width"], layers or cfg["layers"]
-    key = ("pretrain", data, tuple(images.shape), shared, steps, seed, width, layers,
-           cfg["w0"], cfg["lr"], cfg["precision"], cfg["value_range"])
+    key = pretrain_key(cfg, data, tuple(images.shape), shared, steps, seed, width, layers)
 
     def make() -> Pretrained:
         dev = resolve_device(cfg["device"])
@@ -306,10 +330,14 @@ def mean_curve(psnr: list[list[float]]) -> list[float]:
     return [float(np.mean(v)) for v in psnr]
 
 
-def parse(description: str, driver: bool = False) -> tuple[dict, Path, argparse.Namespace]:
-    """Command line of one script (``driver``: of ``run_all``): (config, output folder,
-    parsed arguments)."""
+def parse(description: str, driver: bool = False,
+          extra: Callable[[argparse.ArgumentParser], None] | None = None
+          ) -> tuple[dict, Path, argparse.Namespace]:
+    """Command line of one script (``driver``: of ``run_all``; ``extra`` adds the script's
+    own options): (config, output folder, parsed arguments)."""
     p = argparse.ArgumentParser(description=description)
+    if extra is not None:
+        extra(p)
     if driver:
         p.add_argument("--only", help="comma list of items to run (default: all)")
         p.add_argument("--report-only", action="store_true",
@@ -346,10 +374,13 @@ def parse(description: str, driver: bool = False) -> tuple[dict, Path, argparse.
     return cfg, Path(args.out), args
 
 
-def main(run, description: str) -> None:
-    """Entry point of one script: parses the command line and runs ``run(cfg, out)``."""
+def main(run, description: str, needs_tuned: bool = True) -> None:
+    """Entry point of one script: parses the command line and runs ``run(cfg, out)``
+    (refused while a tuned value it needs is ``UNSET``, unless not ``needs_tuned``)."""
     cfg, out, _ = parse(description)
     try:
+        if needs_tuned:
+            check_tuned(cfg)
         run(cfg, out)
     except (ValueError, OSError, RuntimeError) as exc:
         print(f"error: {exc}".splitlines()[0], file=sys.stderr)

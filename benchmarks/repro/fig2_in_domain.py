@@ -1,8 +1,11 @@
 """Paper Fig. 2 / Table 1: in-domain fitting, PSNR and SSIM vs step for SIREN, SIREN
 fine-tuned, a meta-learned init, STRAINER-1, STRAINER-10 and the random-weight control
 (STRAINER-10's encoder with each layer's weights and biases randomly permuted), on the
-embedded MRI split by default. The headline rows (SIREN, STRAINER-10, control) run every
-seed of the preset (pretraining and fitting); the others run the first seed."""
+embedded MRI split by default, in the preset's value range. The headline rows (SIREN,
+STRAINER-10, control) run every seed of the preset (pretraining and fitting); the others run
+the first seed. SIREN and STRAINER-10 also run in the second protocol
+(``second_value_range``, seeds ``second_seeds``): rows "siren (<range>)" and
+"strainer-10 (<range>)". Every row records its value range."""
 
 from __future__ import annotations
 
@@ -20,13 +23,19 @@ NAME = "fig2_in_domain"
 PAPER_PSNR = {"siren": 44.9, "siren-ft": 51.0, "meta": 53.0, "strainer-1": 50.3,
               "strainer-10": 57.7}
 HEADLINE = ("siren", "strainer-10", "control")
+SECOND = ("siren", "strainer-10")  # the rows that also run in the second protocol
+
+
+def second_row(method: str, value_range: str) -> str:
+    """Name of ``method``'s row in the second protocol ``value_range``."""
+    return f"{method} ({value_range})"
 
 
 def meta_layers(cfg: dict, train, seed: int) -> tuple[list, float, float]:
     """Meta-learned init (``cfg["meta_method"]``, ``cfg["meta_steps"]`` outer steps) on all
     training images, memoised: (layers, wall s, CPU s)."""
     key = ("meta", cfg["meta_method"], tuple(train.shape), cfg["meta_steps"], seed,
-           cfg["width"], cfg["layers"], cfg["precision"])
+           cfg["width"], cfg["layers"], cfg["precision"], cfg["value_range"])
     return common.cached(key, lambda: common.timed(lambda: meta_init(
         train, cfg["meta_method"], steps=cfg["meta_steps"], inner_steps=cfg["meta_inner_steps"],
         lr=cfg["lr"], **common.net(cfg), **common.opts(cfg, seed))))
@@ -35,15 +44,21 @@ def meta_layers(cfg: dict, train, seed: int) -> tuple[list, float, float]:
 def run(cfg: dict, out: Path) -> dict:
     train, train_names, test, test_names, label = common.in_domain_data(cfg)
     test, test_names = test[:cfg["test_images"]], test_names[:cfg["test_images"]]
+    first, second = cfg["value_range"], cfg["second_value_range"]
+    if second == first:
+        raise ValueError(f"second_value_range must differ from value_range {first!r}")
+    protocol_rows = {first: {m: m for m in SECOND},
+                     second: {m: second_row(m, second) for m in SECOND}}
     runs: dict[str, dict[str, dict]] = {m: {} for m in
                                         ("siren", "siren-ft", "meta", "strainer-1",
-                                         "strainer-10", "control")}
+                                         "strainer-10", "control",
+                                         *protocol_rows[second].values())}
     init_cost: dict[str, dict[str, dict]] = {m: {} for m in runs}
 
     data = dict(data=f"{label}, first {len(test_names)} test images",
                 machine=common.machine(cfg), test=test_names, train=train_names,
                 paper_psnr=PAPER_PSNR, headline=list(HEADLINE), runs=runs, init_cost=init_cost,
-                complete=False,
+                protocol_rows=protocol_rows, complete=False,
                 capacity=common.capacity_line(cfg, cfg["size"] ** 2 * test.shape[-1],
                                               f"{cfg['size']}x{cfg['size']}x{test.shape[-1]}",
                                               test.shape[-1]),
@@ -55,13 +70,14 @@ def run(cfg: dict, out: Path) -> dict:
                 config={k: cfg[k] for k in ("size", "test_images", "width", "layers", "shared",
                                              "w0", "lr", "steps", "pretrain_steps",
                                              "meta_steps", "meta_inner_steps", "seeds",
-                                             "precision", "value_range")})
+                                             "precision", "value_range", "second_value_range",
+                                             "second_seeds")})
 
-    def fit(method: str, seed: int, init: str = "siren", weights=None) -> None:
+    def fit(method: str, seed: int, init: str = "siren", weights=None, c: dict = cfg) -> None:
         r = fit_many(test, init, init_weights=weights, desc=f"fit {method} (seed {seed})",
-                     **common.fit_kw(cfg, seed=seed))
+                     **common.fit_kw(c, seed=seed))
         runs[method][str(seed)] = dict(common.curve_metrics(r, test_names),
-                                       fit_wall_s=r.wall_s[-1])
+                                       fit_wall_s=r.wall_s[-1], value_range=c["value_range"])
         common.save_json(out, NAME, data)  # a cut-short run keeps what it measured
 
     # First seed: every row; then the other seeds: the headline rows.
@@ -85,10 +101,17 @@ def run(cfg: dict, out: Path) -> dict:
         meta, wall, cpu = meta_layers(cfg, train, seed)
         init_cost["meta"][str(seed)] = dict(wall_s=wall, cpu_s=cpu)
         fit("meta", seed, "meta", meta)
+    c2, rows2 = dict(cfg, value_range=second), protocol_rows[second]
+    for seed in cfg["second_seeds"]:
+        enc = common.pretrained(c2, "in-domain train", train[:10], shared=cfg["shared"],
+                                steps=cfg["pretrain_steps"], seed=seed)
+        init_cost[rows2["strainer-10"]][str(seed)] = dict(wall_s=enc.wall_s, cpu_s=enc.cpu_s)
+        fit(rows2["siren"], seed, c=c2)
+        fit(rows2["strainer-10"], seed, "strainer", enc.layers, c=c2)
     data["complete"] = True
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    for i, (m, per_seed) in enumerate(runs.items()):
+    for i, (m, per_seed) in enumerate((m, r) for m, r in runs.items() if r):
         curves = list(per_seed.values())
         step = curves[0]["step"]
         for ax, key in zip(axes, ("psnr", "ssim")):
@@ -102,8 +125,9 @@ def run(cfg: dict, out: Path) -> dict:
         ax.set_ylabel(what)
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
-    fig.suptitle(f"In-domain fitting: {label}, {cfg['size']}px, width {cfg['width']} "
-                 "(band: min-max over seeds)", fontsize=9)
+    fig.suptitle(f"In-domain fitting: {label}, {cfg['size']}px, width {cfg['width']}, "
+                 f"value range {first} (rows named '({second})': {second}; band: min-max over "
+                 "seeds)", fontsize=9)
     return common.finish(fig, out, NAME, data)
 
 

@@ -129,15 +129,17 @@ def mark_finished(out: Path, key: str, cfg: dict, record: dict) -> None:
     common.write_atomic(path, json.dumps(data, indent=1))
 
 
-CPU_CUTS = ("Cuts forced by the 60-minute budget on 2 CPU cores (pre-registered in "
-            "`benchmarks/repro/preregistration.toml`, where the budget arithmetic and the "
-            "measured step costs are): the images are {size}px, **not** the {tuned_size}px "
-            "the validation rule chose, so SIREN gets close to a near-exact fit within the "
-            "fitting budget; the in-domain items fit the first {test_images} of the 6 MRI test slices; the "
-            "meta-learned init gets {meta_steps} outer steps (paper: 5000), so it is a weak "
-            "baseline; the secondary items (2-6, 9-11) run at {small_size}px (inverse "
-            "problems {task_size}px) on {natural_test_images} of the 4 test photos with fewer "
-            "steps, one seed, and the ablation with {ablation_shared} shared layers.")
+CPU_CUTS = ("Cuts forced by the {budget}-minute budget on 2 CPU cores (pre-registered in "
+            "`benchmarks/repro/preregistration.toml`; the budget arithmetic is "
+            "`benchmarks/repro/budget.py`): the network width is {width}, **not** the paper's "
+            "256: the width whose SIREN comes closest to the paper's {target} dB on the "
+            "validation slices among the widths whose cpu preset fits the budget (the "
+            "pre-registered rule, `validate.py --part width`); the meta-learned init gets "
+            "{meta_steps} outer steps (paper: 5000), so it is a weaker baseline; the "
+            "{second_value_range} rows run seeds {second_seeds}; the secondary items (2-6, "
+            "9-11) run at {small_size}px (inverse problems {task_size}px) on "
+            "{natural_test_images} of the 4 test photos with fewer steps, one seed, and the "
+            "ablation with {ablation_shared} shared layers.")
 
 
 def validation_lines(out: Path, cfg: dict) -> list[str]:
@@ -175,7 +177,19 @@ def validation_lines(out: Path, cfg: dict) -> list[str]:
     else:
         lines.append("- `--strainer-lr`: **not yet chosen** (validate.py --part strainer_lr did "
                      "not finish)")
-    checked = [k for k in ("size", "strainer_lr") if k in v]
+    if "width" in v:
+        width = v["width"]
+        cands = "; ".join(f"{r['width']}: {r['status']}, est. {r['estimate_min']:.0f} min"
+                          + (f", SIREN {r['psnr']:.2f} dB" if r.get("psnr") is not None
+                             else "") for r in width["candidates"])
+        lines.append(f"- network width: **{width['chosen']}** by the rule \"{width['rule']}\" "
+                     f"({cands}; {width['wall_s']:.0f} s wall, {width['cpu_s']:.0f} s CPU)"
+                     + (f"; {width['note']}" if width.get("note") else "") + ";")
+        agree &= width["chosen"] == tuned["width"]
+    else:
+        lines.append("- network width: **not yet chosen** (validate.py --part width did not "
+                     "finish)")
+    checked = [k for k in ("size", "strainer_lr", "width") if k in v]
     lines += [f"- preregistration.toml `[tuned]` {'agrees' if agree else '**DISAGREES**'} with "
               f"the choices above ({', '.join(checked)} checked).", ""]
     return lines
@@ -216,12 +230,15 @@ def write_report(out: Path, cfg: dict, status: dict, path: Path) -> None:
            "This run uses it unchanged."), "",
         f"Preset **{cfg['preset']}**: the paper's network (2 -> {c['layers'] - 1} sine layers "
         f"of width {c['width']}, {c['shared']} shared, -> one linear layer per signal; w0 "
-        f"{c['w0']:g}; Adam lr {c['lr']:g}; full-grid MSE; {c['precision']} fp32), "
+        f"{c['w0']:g}; Adam lr {c['lr']:g}; full-grid MSE on targets in the "
+        f"{c['value_range']} value range; {c['precision']} fp32), "
         f"{c['size']}px images, {c['pretrain_steps']} pretraining / {c['steps']} fitting "
         f"steps, seeds {c['seeds']} for the headline rows. "
-        + common.capacity_line(c, c["size"] ** 2, f"{c['size']}x{c['size']} grayscale MRI")
+        + (common.capacity_line(c, c["size"] ** 2, f"{c['size']}x{c['size']} grayscale MRI")
+           if c["width"] != common.UNSET else "The width is not chosen yet ([tuned].width)")
         + ".", "",
-        *(([CPU_CUTS.format(**c, tuned_size=common.PREREG["tuned"]["size"]), ""])
+        *(([CPU_CUTS.format(**c, budget=common.PREREG["choices"]["budget_minutes"],
+                            target=common.PREREG["choices"]["width_target_psnr"]), ""])
           if cfg["preset"] == "cpu" else []),
         *validation_lines(out, cfg),
         *((["Run notes (written by hand in `notes.md` next to the JSON):", "",
@@ -287,6 +304,11 @@ def run_item(cfg: dict, out: Path, key: str) -> dict:
 
 def main() -> int:
     cfg, out, args = common.parse(__doc__.splitlines()[0], driver=True)
+    try:
+        common.check_tuned(cfg)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     keys = list(ITEMS) if not args.only else [k.strip() for k in args.only.split(",")]
     unknown = [k for k in keys if k not in ITEMS]
     if unknown:

@@ -32,10 +32,24 @@ def encoders(cfg: dict) -> dict[str, tuple[list, int]]:
             for name, data, images in sets}
 
 
+def fit_key(cfg: dict, data: str, shape: tuple[int, ...], method: str,
+            width: int | None = None) -> tuple:
+    """Memo key of ``fitted``: images [K, H, W, C] named ``data``, the init, the width."""
+    return ("fit", data, tuple(shape), method, width or cfg["width"], cfg["natural_steps"],
+            cfg["seed"])
+
+
+def uses(mode: str, channels: int, enc_name: str, enc_channels: int) -> bool:
+    """Whether encoder ``enc_name`` (trained on ``enc_channels`` channels) is fitted to the
+    test set ``mode`` of ``channels`` channels."""
+    if enc_channels > channels:
+        return False  # a colour-trained encoder is not used on grayscale images
+    return not (mode.startswith("MRI") and "MRI" in enc_name)  # in-domain: item 1
+
+
 def fitted(cfg: dict, data: str, images, method: str, layers=None, width: int | None = None):
     """Memoised ``fit_many`` of ``images`` (named ``data``) from ``method``'s init."""
-    key = ("fit", data, tuple(images.shape), method, width or cfg["width"],
-           cfg["natural_steps"], cfg["seed"])
+    key = fit_key(cfg, data, images.shape, method, width)
     init = "siren" if layers is None else "strainer"
     return common.cached(key, lambda: fit_many(
         images, init, init_weights=layers, desc=f"fit {method} on {data}",
@@ -52,11 +66,8 @@ def run(cfg: dict, out: Path) -> dict:
     for mode, (test, names) in sets:
         rows = {"siren": fitted(cfg, mode, test, "siren")}
         for enc_name, (layers, channels) in encs.items():
-            if channels > test.shape[-1]:
-                continue  # a colour-trained encoder is not used on grayscale images
-            if mode.startswith("MRI") and "MRI" in enc_name:
-                continue  # in-domain: item 1
-            rows[enc_name] = fitted(cfg, mode, test, enc_name, layers)
+            if uses(mode, test.shape[-1], enc_name, channels):
+                rows[enc_name] = fitted(cfg, mode, test, enc_name, layers)
         tests[mode] = dict(test=names, methods={m: common.curve_metrics(r, names)
                                                 for m, r in rows.items()})
     data = dict(machine=common.machine(cfg), tests=tests,

@@ -8,10 +8,19 @@
    pretrained on the 8 tuning-train slices; super-resolution (x4) and denoising
    (gaussian:0.1) of the validation slices at ``task_size`` from that encoder with each
    entry of ``[choices].strainer_lr_grid``; the highest mean final PSNR over both tasks wins.
+3. Network width of the cpu preset (issue 29): SIREN (the preset's depth, w0, lr) fitted for
+   ``width_steps`` steps to the 2 validation slices at ``width_size`` px in the
+   ``width_value_range`` protocol, for each of ``[choices].width_candidates`` in increasing
+   order. Each candidate first gets its pass cost timed (``pass_cost.measure_pass`` at the
+   preset's side) and the whole preset's minutes estimated at that width (``budget.py``); an
+   estimate over ``budget_minutes`` is recorded and not fitted, nor is any wider candidate.
+   Chosen: the fitted width whose mean validation PSNR is closest to ``width_target_psnr``
+   (ties: the narrower); if none fits the budget, the narrowest, and the result says so.
 
-``python benchmarks/repro/validate.py [--part size|strainer_lr] [--preset cpu]``. The chosen values
-are then copied by hand into ``[tuned]`` of preregistration.toml before the report runs
-(run_all.py checks they agree)."""
+``python benchmarks/repro/validate.py [--part size|strainer_lr|width] [--preset cpu]``. The
+chosen values are then copied by hand into ``[tuned]`` of preregistration.toml before the
+report runs (run_all.py checks they agree). Parts 1-2 use the preset's width, so they need
+``[tuned].width`` set first."""
 
 from __future__ import annotations
 
@@ -21,7 +30,9 @@ from pathlib import Path
 
 import numpy as np
 
+import budget
 import common
+import pass_cost
 from strainer_fast.data import load_images, validation_split
 from strainer_fast.fit import fit_many
 from strainer_fast.tasks.denoise import add_noise, denoise
@@ -76,7 +87,77 @@ def choose_strainer_lr(cfg: dict, tune_paths, val_paths) -> dict:
                 encoder_cost=dict(wall_s=enc.wall_s, cpu_s=enc.cpu_s))
 
 
-PARTS = ("size", "strainer_lr")
+PASS_STEPS = 10  # timed steps per width candidate (after a 2-step warm-up)
+
+
+def width_rows(widths: list[int], measure, fit, budget_minutes: float) -> list[dict]:
+    """The candidates in increasing width, each ``{width, **measure(width), status}``:
+    ``measure(width)`` gives at least ``estimate_min`` (the preset's minutes at that width);
+    ``fit(width)`` (its results merged in, status "fitted") runs only while the estimates
+    stay within ``budget_minutes``: the first candidate over it is "over budget" and the
+    wider ones "skipped"."""
+    rows, over = [], None
+    for width in sorted(widths):
+        row = dict(width=width, **measure(width))
+        if over is not None:
+            row["status"] = f"skipped (wider than {over}, which is over budget)"
+        elif row["estimate_min"] > budget_minutes:
+            row["status"], over = "over budget", width
+        else:
+            row.update(fit(width), status="fitted")
+        rows.append(row)
+    return rows
+
+
+def pick_width(rows: list[dict], target_psnr: float) -> tuple[int, str]:
+    """(chosen width, note) from ``width_rows``: the fitted width whose ``psnr`` is closest
+    to ``target_psnr`` (ties: the narrower); none fitted: the narrowest, with a note."""
+    fitted = [r for r in rows if r["status"] == "fitted"]
+    if fitted:
+        return min(fitted, key=lambda r: (abs(r["psnr"] - target_psnr), r["width"]))["width"], ""
+    narrowest = min(rows, key=lambda r: r["width"])
+    return narrowest["width"], (
+        f"no candidate fits the budget: the narrowest, {narrowest['width']}, is chosen "
+        f"unfitted, and the preset is estimated at {narrowest['estimate_min']:.0f} min")
+
+
+def choose_width(cfg: dict, val_paths) -> dict:
+    rule = common.PREREG["choices"]
+    size, steps, vr = rule["width_size"], rule["width_steps"], rule["width_value_range"]
+    target, limit = rule["width_target_psnr"], rule["budget_minutes"]
+    val, _ = load_images(val_paths, size)
+    fit_cfg = dict(cfg, value_range=vr)
+
+    def measure(width: int) -> dict:
+        cost = pass_cost.measure_pass(cfg, cfg["size"], width, PASS_STEPS)
+        wide = dict(cfg, width=width)
+        passes = sum(r["passes"] for r in budget.planned_passes(wide).values())
+        row = dict(pass_wall_ms=cost["wall_ms"], pass_cpu_ms=cost["cpu_ms"],
+                   planned_passes=passes,
+                   estimate_min=budget.estimate_minutes(wide, cost["wall_ms"]))
+        print(f"width {width}: {row}", file=sys.stderr, flush=True)
+        return row
+
+    def fit(width: int) -> dict:
+        r, wall, cpu = common.timed(lambda: fit_many(
+            val, "siren", desc=f"validation SIREN width {width}",
+            **common.fit_kw(fit_cfg, steps=steps, log_every=0, width=width)))
+        print(f"width {width}: SIREN {r.final_psnr():.2f} dB", file=sys.stderr, flush=True)
+        return dict(psnr=r.final_psnr(), psnr_per_image=r.psnr[-1], wall_s=wall, cpu_s=cpu)
+
+    rows = width_rows(rule["width_candidates"], measure, fit, limit)
+    chosen, note = pick_width(rows, target)
+    return dict(rule=f"in increasing width, {cfg['preset']} preset's minutes estimated at "
+                f"each width (budget.py passes x a pass timed at {cfg['size']}px); over "
+                f"{limit} min: not fitted, nor any wider width; of the fitted widths, the one "
+                f"whose SIREN ({cfg['layers']} layers, {size}px, value range {vr}, {steps} "
+                f"steps, Adam lr {cfg['lr']:g}) mean validation PSNR is closest to {target} dB "
+                "(ties: the narrower); none fitted: the narrowest",
+                candidates=rows, chosen=chosen, note=note, budget_minutes=limit,
+                target_psnr=target, pass_steps=PASS_STEPS)
+
+
+PARTS = ("size", "strainer_lr", "width")
 
 
 def run(cfg: dict, out: Path, parts: tuple[str, ...] = PARTS) -> dict:
@@ -85,9 +166,12 @@ def run(cfg: dict, out: Path, parts: tuple[str, ...] = PARTS) -> dict:
     written so far."""
     tune_paths, val_paths = validation_split()
     out.mkdir(parents=True, exist_ok=True)
+    if set(parts) - {"width"}:
+        common.check_tuned(cfg)  # parts 1-2 fit at the preset's width
     for part in parts:
         make = {"size": lambda: choose_size(cfg, val_paths),
-                "strainer_lr": lambda: choose_strainer_lr(cfg, tune_paths, val_paths)}[part]
+                "strainer_lr": lambda: choose_strainer_lr(cfg, tune_paths, val_paths),
+                "width": lambda: choose_width(cfg, val_paths)}[part]
         result, wall, cpu = common.timed(make)
         result.update(wall_s=wall, cpu_s=cpu)
         (out / f"{NAME}_{part}.json").write_text(json.dumps(result, indent=1))
@@ -105,13 +189,13 @@ def run(cfg: dict, out: Path, parts: tuple[str, ...] = PARTS) -> dict:
 
 def main() -> None:
     parts = PARTS
-    if "--part" in sys.argv:  # --part size|strainer_lr, before the common options
+    if "--part" in sys.argv:  # --part size|strainer_lr|width, before the common options
         i = sys.argv.index("--part")
         parts = (sys.argv[i + 1],)
         del sys.argv[i:i + 2]
         if parts[0] not in PARTS:
             sys.exit(f"error: --part must be one of {PARTS}")
-    common.main(lambda cfg, out: run(cfg, out, parts), __doc__)
+    common.main(lambda cfg, out: run(cfg, out, parts), __doc__, needs_tuned=False)
 
 
 if __name__ == "__main__":
