@@ -141,29 +141,36 @@ def test_width_rule_choice():
     validate = repro("validate")
     fitted = []
 
-    def rows(estimates: dict, psnr: dict, budget: float = 90.0) -> list[dict]:
+    def rows(estimates: dict, psnr: dict, fit_min: dict | None = None) -> list[dict]:
         fitted.clear()
-        return validate.width_rows(list(estimates), lambda w: dict(estimate_min=estimates[w]),
-                                   lambda w: fitted.append(w) or dict(psnr=psnr[w]), budget)
+        fit_min = fit_min or dict.fromkeys(estimates, 1.0)
+        return validate.width_rows(
+            list(estimates), lambda w: dict(estimate_min=estimates[w], fit_min=fit_min[w]),
+            lambda w: fitted.append(w) or dict(psnr=psnr[w]), 10.0)
 
     # closest to the target, whatever the order of the candidates
     r = rows({96: 10, 32: 10, 64: 10, 48: 10}, {32: 30.0, 48: 40.0, 64: 46.0, 96: 52.0})
     assert [x["width"] for x in r] == [32, 48, 64, 96] and fitted == [32, 48, 64, 96]
-    assert validate.pick_width(r, 44.9) == (64, "")
+    assert validate.pick_width(r, 44.9, 90) == (64, "")
     # a tie: the narrower
     r = rows({32: 10, 48: 10}, {32: 44.0, 48: 46.0})
-    assert validate.pick_width(r, 45.0) == (32, "")
-    # over budget: not fitted, and no wider candidate either (even one estimated lower)
-    r = rows({32: 50, 48: 80, 64: 95, 96: 70}, {32: 30.0, 48: 40.0, 64: 44.9, 96: 44.9})
+    assert validate.pick_width(r, 45.0, 90) == (32, "")
+    # a costly validation fit: not fitted, and no wider candidate either
+    r = rows({32: 50, 48: 80, 64: 95, 96: 70}, {32: 30.0, 48: 40.0, 64: 44.9, 96: 44.9},
+             {32: 1, 48: 5, 64: 11, 96: 3})
     assert fitted == [32, 48]
-    assert [x["status"] for x in r][:3] == ["fitted", "fitted", "over budget"]
-    assert r[3]["status"].startswith("skipped") and "psnr" not in r[2] and "psnr" not in r[3]
-    assert validate.pick_width(r, 44.9) == (48, "")
-    # none fits: the narrowest, said so
-    r = rows({32: 91, 64: 200}, {})
-    assert fitted == [] and r[0]["status"] == "over budget"
-    width, note = validate.pick_width(r, 44.9)
-    assert width == 32 and "no candidate fits the budget" in note and "91 min" in note
+    assert [x["status"] for x in r][:2] == ["fitted", "fitted"]
+    assert all(x["status"].startswith("not fitted") and "psnr" not in x for x in r[2:])
+    assert validate.pick_width(r, 44.9, 90) == (48, "")
+    # over the budget: only widths within it compete ...
+    r = rows({32: 50, 48: 80, 64: 95}, {32: 30.0, 48: 40.0, 64: 44.9})
+    assert fitted == [32, 48, 64] and validate.pick_width(r, 44.9, 90) == (48, "")
+    # ... unless none is: then the closest of all, the overrun said
+    r = rows({32: 91, 64: 200}, {32: 30.0, 64: 44.0})
+    width, note = validate.pick_width(r, 44.9, 90)
+    assert width == 64 and "no candidate's preset fits" in note and "200 min" in note
+    with pytest.raises(ValueError, match="no width candidate was fitted"):
+        validate.pick_width(rows({32: 10}, {}, {32: 11}), 44.9, 90)
 
 
 def test_validate_width_part_writes_candidates(tmp_path, monkeypatch):
@@ -181,8 +188,8 @@ def test_validate_width_part_writes_candidates(tmp_path, monkeypatch):
         == json.loads((tmp_path / "validation.json").read_text())["width"]["chosen"]
     monkeypatch.setitem(common.PREREG, "choices", dict(rule, budget_minutes=0))
     data = validate.run(cfg, tmp_path, parts=("width",))["width"]
-    assert [r["status"][:7] for r in data["candidates"]] == ["over bu", "skipped"]
-    assert data["chosen"] == 8 and "no candidate fits" in data["note"]
+    assert [r["status"] for r in data["candidates"]] == ["fitted", "fitted"]
+    assert data["chosen"] == closest["width"] and "no candidate's preset fits" in data["note"]
 
 
 def test_run_all_refuses_an_unset_tuned_width(tmp_path, monkeypatch, capsys):

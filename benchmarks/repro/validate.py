@@ -90,41 +90,52 @@ def choose_strainer_lr(cfg: dict, tune_paths, val_paths) -> dict:
 PASS_STEPS = 10  # timed steps per width candidate (after a 2-step warm-up)
 
 
-def width_rows(widths: list[int], measure, fit, budget_minutes: float) -> list[dict]:
+def width_rows(widths: list[int], measure, fit, fit_max_minutes: float) -> list[dict]:
     """The candidates in increasing width, each ``{width, **measure(width), status}``:
-    ``measure(width)`` gives at least ``estimate_min`` (the preset's minutes at that width);
-    ``fit(width)`` (its results merged in, status "fitted") runs only while the estimates
-    stay within ``budget_minutes``: the first candidate over it is "over budget" and the
-    wider ones "skipped"."""
-    rows, over = [], None
+    ``measure(width)`` gives at least ``estimate_min`` (the preset's minutes at that width)
+    and ``fit_min`` (the validation fit's minutes); ``fit(width)`` (its results merged in,
+    status "fitted") runs while ``fit_min`` stays within ``fit_max_minutes``: the first
+    candidate over it and the wider ones are "not fitted"."""
+    rows, costly = [], None
     for width in sorted(widths):
         row = dict(width=width, **measure(width))
-        if over is not None:
-            row["status"] = f"skipped (wider than {over}, which is over budget)"
-        elif row["estimate_min"] > budget_minutes:
-            row["status"], over = "over budget", width
+        if costly is None and row["fit_min"] > fit_max_minutes:
+            costly = width
+        if costly is not None:
+            row["status"] = (f"not fitted (the validation fit of width {costly} is estimated "
+                             f"over {fit_max_minutes:g} min)")
         else:
             row.update(fit(width), status="fitted")
         rows.append(row)
     return rows
 
 
-def pick_width(rows: list[dict], target_psnr: float) -> tuple[int, str]:
-    """(chosen width, note) from ``width_rows``: the fitted width whose ``psnr`` is closest
-    to ``target_psnr`` (ties: the narrower); none fitted: the narrowest, with a note."""
+def pick_width(rows: list[dict], target_psnr: float, budget_minutes: float) -> tuple[int, str]:
+    """(chosen width, note) from ``width_rows``: of the fitted widths whose preset estimate is
+    within ``budget_minutes``, the one whose ``psnr`` is closest to ``target_psnr`` (ties: the
+    narrower); if no fitted width is within the budget, the closest of all fitted widths, and
+    the note says by how much its preset overruns the budget."""
+    closest = lambda rs: min(rs, key=lambda r: (abs(r["psnr"] - target_psnr), r["width"]))  # noqa: E731
     fitted = [r for r in rows if r["status"] == "fitted"]
-    if fitted:
-        return min(fitted, key=lambda r: (abs(r["psnr"] - target_psnr), r["width"]))["width"], ""
-    narrowest = min(rows, key=lambda r: r["width"])
-    return narrowest["width"], (
-        f"no candidate fits the budget: the narrowest, {narrowest['width']}, is chosen "
-        f"unfitted, and the preset is estimated at {narrowest['estimate_min']:.0f} min")
+    if not fitted:
+        raise ValueError("no width candidate was fitted: raise width_fit_max_minutes")
+    within = [r for r in fitted if r["estimate_min"] <= budget_minutes]
+    if within:
+        return closest(within)["width"], ""
+    best = closest(fitted)
+    return best["width"], (
+        f"no candidate's preset fits the {budget_minutes:g}-minute budget (the narrowest, "
+        f"{min(rows, key=lambda r: r['width'])['width']}, is estimated at "
+        f"{min(rows, key=lambda r: r['width'])['estimate_min']:.0f} min): the width closest to "
+        f"{target_psnr} dB is chosen, {best['width']}, whose preset is estimated at "
+        f"{best['estimate_min']:.0f} min; the report states the overrun")
 
 
 def choose_width(cfg: dict, val_paths) -> dict:
     rule = common.PREREG["choices"]
     size, steps, vr = rule["width_size"], rule["width_steps"], rule["width_value_range"]
     target, limit = rule["width_target_psnr"], rule["budget_minutes"]
+    fit_max = rule["width_fit_max_minutes"]
     val, _ = load_images(val_paths, size)
     fit_cfg = dict(cfg, value_range=vr)
 
@@ -133,8 +144,9 @@ def choose_width(cfg: dict, val_paths) -> dict:
         wide = dict(cfg, width=width)
         passes = sum(r["passes"] for r in budget.planned_passes(wide).values())
         row = dict(pass_wall_ms=cost["wall_ms"], pass_cpu_ms=cost["cpu_ms"],
-                   planned_passes=passes,
-                   estimate_min=budget.estimate_minutes(wide, cost["wall_ms"]))
+                      planned_passes=passes,
+                   estimate_min=budget.estimate_minutes(wide, cost["wall_ms"]),
+                   fit_min=len(val) * steps * cost["wall_ms"] / 60e3)
         print(f"width {width}: {row}", file=sys.stderr, flush=True)
         return row
 
@@ -145,16 +157,18 @@ def choose_width(cfg: dict, val_paths) -> dict:
         print(f"width {width}: SIREN {r.final_psnr():.2f} dB", file=sys.stderr, flush=True)
         return dict(psnr=r.final_psnr(), psnr_per_image=r.psnr[-1], wall_s=wall, cpu_s=cpu)
 
-    rows = width_rows(rule["width_candidates"], measure, fit, limit)
-    chosen, note = pick_width(rows, target)
-    return dict(rule=f"in increasing width, {cfg['preset']} preset's minutes estimated at "
-                f"each width (budget.py passes x a pass timed at {cfg['size']}px); over "
-                f"{limit} min: not fitted, nor any wider width; of the fitted widths, the one "
-                f"whose SIREN ({cfg['layers']} layers, {size}px, value range {vr}, {steps} "
-                f"steps, Adam lr {cfg['lr']:g}) mean validation PSNR is closest to {target} dB "
-                "(ties: the narrower); none fitted: the narrowest",
+    rows = width_rows(rule["width_candidates"], measure, fit, fit_max)
+    chosen, note = pick_width(rows, target, limit)
+    return dict(rule=f"in increasing width: a pass timed at {cfg['size']}px, the "
+                f"{cfg['preset']} preset's minutes estimated (budget.py passes x that pass); "
+                f"SIREN ({cfg['layers']} layers, {size}px, value range {vr}, {steps} steps, "
+                f"Adam lr {cfg['lr']:g}) fitted to the validation slices while that fit is "
+                f"estimated within {fit_max:g} min; of the fitted widths whose preset is "
+                f"within {limit:g} min, the one whose mean validation PSNR is closest to "
+                f"{target} dB (ties: the narrower); if none is within the budget, the closest "
+                "of all fitted widths, the overrun stated",
                 candidates=rows, chosen=chosen, note=note, budget_minutes=limit,
-                target_psnr=target, pass_steps=PASS_STEPS)
+                fit_max_minutes=fit_max, target_psnr=target, pass_steps=PASS_STEPS)
 
 
 PARTS = ("size", "strainer_lr", "width")
