@@ -120,6 +120,14 @@ def time_to_quality() -> str:
     return bench_time_to_quality.markdown(r) + "\n" + source_line(path, r["machine"])
 
 
+def tune_transfer() -> str:
+    import tune_transfer as tt
+
+    path = RESULTS / "tune_transfer.json"
+    r = load(path)
+    return tt.markdown(r) + "\n" + source_line(path, r["machine"])
+
+
 def memory() -> str:
     import bench_memory
 
@@ -276,6 +284,7 @@ TABLES: dict[str, Callable[[], str]] = {
     "cpu_step.md": cpu_step("cpu_step.json"),
     "cpu_step_avx2.md": cpu_step("cpu_step_avx2.json"),
     "time_to_quality.md": time_to_quality,
+    "tune_transfer.md": tune_transfer,
     "memory.md": memory,
     "bf16_psnr.md": bf16_psnr,
     "distributed_cpu.md": distributed,
