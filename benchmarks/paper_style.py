@@ -58,3 +58,35 @@ class EagerStrainer(nn.Module):
     def forward(self, coords: torch.Tensor) -> torch.Tensor:
         feats = self.encoder(coords)
         return torch.stack([dec(feats) for dec in self.decoders])
+
+
+class BatchedSiren(nn.Module):
+    """K independent SIRENs as one batched eager model, the strongest plain-PyTorch way to fit
+    K signals (no Python loop over signals): weights stacked [K, out, in], one ``baddbmm`` and
+    one ``sin(w0 * .)`` per layer. The parameters are the unscaled weights, as in the library
+    and ``EagerStrainer`` (folding w0 into them would change what an Adam step does).
+
+    coords [N, in] -> [K, N, out]; built from ``networks`` (one list of (weight [out, in],
+    bias [out]) pairs per signal, all of one shape), the same function and init as
+    ``EagerStrainer`` with an empty encoder.
+    """
+
+    def __init__(self, networks: Sequence[Sequence[tuple[torch.Tensor, torch.Tensor]]],
+                 w0: float = 30.0) -> None:
+        super().__init__()
+        self.w0 = w0
+        depth = len(networks[0])
+        self.weights = nn.ParameterList(
+            nn.Parameter(torch.stack([net[i][0] for net in networks])) for i in range(depth))
+        self.biases = nn.ParameterList(
+            nn.Parameter(torch.stack([net[i][1] for net in networks])[:, None, :])
+            for i in range(depth))
+
+    def forward(self, coords: torch.Tensor) -> torch.Tensor:
+        h = coords.expand(self.weights[0].shape[0], *coords.shape)
+        last = len(self.weights) - 1
+        for i, (w, b) in enumerate(zip(self.weights, self.biases)):
+            h = torch.baddbmm(b, h, w.transpose(1, 2))
+            if i < last:
+                h = torch.sin(self.w0 * h)
+        return h

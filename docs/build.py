@@ -120,6 +120,35 @@ def time_to_quality() -> str:
     return bench_time_to_quality.markdown(r) + "\n" + source_line(path, r["machine"])
 
 
+def tune_transfer() -> str:
+    import tune_transfer as tt
+
+    path = RESULTS / "tune_transfer.json"
+    r = load(path)
+    return tt.markdown(r) + "\n" + source_line(path, r["machine"])
+
+
+def occupancy_bench() -> str:
+    path = RESULTS / "bench_occupancy.json"
+    r = load(path)
+    at = r["settings"]["at"]
+    lines = ["| target | init | recipe | lr | stabilize | sampling | "
+             + " | ".join(f"IoU @ {s}" for s in at) + f" | fit wall s @ {at[-1]} |",
+             "| --- | --- | --- | ---: | --- | --- | " + " | ".join("---:" for _ in at)
+             + " | ---: |"]
+    for run in r["runs"].values():
+        lines.append(f"| {run['target']} | {run['init']} | {run['recipe']} | {run['lr']:g} | "
+                     f"{run['stabilize']} | {run['sampling']} | "
+                     + " | ".join(f"{run['iou_at'][str(s)]:.3f}" for s in at)
+                     + f" | {run['wall_at'][str(at[-1])]:.1f} |")
+    cfg = r["settings"]
+    return ("\n".join(lines) + f"\n\n{cfg['res']}^3 grid, width {cfg['width']}, "
+            f"{cfg['layers']} layers ({cfg['shared']} shared), {cfg['points']} points a step, "
+            f"seed {cfg['seed']}; STRAINER: encoder pretrained {cfg['pretrain_steps']} steps on "
+            "the 7 chairs that are neither the validation chair nor held out.\n\n"
+            + source_line(path, r["machine"]))
+
+
 def memory() -> str:
     import bench_memory
 
@@ -276,6 +305,8 @@ TABLES: dict[str, Callable[[], str]] = {
     "cpu_step.md": cpu_step("cpu_step.json"),
     "cpu_step_avx2.md": cpu_step("cpu_step_avx2.json"),
     "time_to_quality.md": time_to_quality,
+    "tune_transfer.md": tune_transfer,
+    "bench_occupancy.md": occupancy_bench,
     "memory.md": memory,
     "bf16_psnr.md": bf16_psnr,
     "distributed_cpu.md": distributed,

@@ -46,7 +46,30 @@ def test_tuning_parts_and_time_to_quality_at_toy_size(tmp_path):
     assert result["settings"]["recipe"] == recipe
     runs = result["runs"]
     assert {"eager SIREN (paper-style)", "SIREN (fused exact)", "STRAINER-10"} <= set(runs)
-    assert all(run["value_range"] == "signed" for run in runs.values())  # the default
+    eager = runs.pop("eager SIREN (paper-style)")
+    assert eager["value_range"] == "unit"  # the authors' protocol
+    assert all(run["value_range"] == "signed" for run in runs.values())  # the library default
+    runs["eager SIREN (paper-style)"] = eager
+    peers = result["peers"]
+    suffix = f"SIREN alpha={recipe['alpha']:g} lr={recipe['lr']:g} + cosine"
+    assert peers[0] == f"eager batched {suffix}"
+    if result["compile_error"] is None:
+        assert peers[1:] == [f"torch.compile batched {suffix}"]
+        assert runs[peers[1]]["compile_s"] >= 0
+    for p in peers:
+        assert runs[p]["steps"] == 5 and runs[p]["keep"] == "last"
+        assert runs[p]["stabilize"] == "cosine"
+    for t, p in result["strongest_peer"].items():
+        hits = {q: result["table"][q][t] for q in peers if result["table"][q][t]}
+        assert p == (min(hits, key=lambda q: hits[q]["wall_s"]) if hits else None)
+        for name, row in result["table"].items():
+            hit = row[t]
+            if p is None or hit is None or name in peers or name == "eager SIREN (paper-style)":
+                assert hit is None or "speedup_vs_peer" not in hit
+            else:
+                assert abs(hit["speedup_vs_peer"] - hits[p]["wall_s"] / hit["wall_s"]) < 1e-9
+    assert set(result["machine"]["simd"]) <= {"avx2", "fma", "avx512f", "avx512_bf16",
+                                              "amx_bf16"}
     plain = f"SIREN alpha={recipe['alpha']:g} lr={recipe['lr']:g} (validation recipe)"
     strainer = f"STRAINER-10 lr={recipe['lr']:g}"
     for name, mode in ((plain, "off"), (plain + " + cosine", "cosine"), (strainer, "off"),
@@ -60,3 +83,26 @@ def test_tuning_parts_and_time_to_quality_at_toy_size(tmp_path):
     assert runs["eager SIREN (paper-style)"]["keep"] == "last"
     md = out.with_suffix(".md").read_text()
     assert out.with_suffix(".png").exists() and "| method |" in md and "drops > 1 dB" in md
+
+
+def test_batched_peer_is_the_same_function_and_gradients_as_the_paper_style_siren():
+    sys.path.insert(0, str(BENCH))
+    import torch
+    from paper_style import BatchedSiren, EagerStrainer
+    from strainer_fast.fit import initial_model
+
+    nets = [initial_model("siren", 3, 2, width=16, layers=4, weight_scale=1.5).network_layers(i)
+            for i in range(3)]
+    x = torch.rand(40, 2, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    loop, batched = EagerStrainer([], nets), BatchedSiren(nets)
+    out_loop, out_batched = loop(x), batched(x)
+    torch.testing.assert_close(out_batched, out_loop, rtol=1e-5, atol=1e-6)
+    out_loop.square().sum().backward()
+    out_batched.square().sum().backward()
+    for i, dec in enumerate(loop.decoders):
+        for j, layer in enumerate(dec):
+            lin = getattr(layer, "linear", layer)
+            torch.testing.assert_close(batched.weights[j].grad[i], lin.weight.grad,
+                                       rtol=1e-4, atol=1e-5)
+            torch.testing.assert_close(batched.biases[j].grad[i, 0], lin.bias.grad,
+                                       rtol=1e-4, atol=1e-5)

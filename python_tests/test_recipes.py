@@ -75,3 +75,72 @@ def test_cli_recipe_flag_round_trip(tmp_path, capsys):
     assert main([*args[:5], str(tmp_path / "bad"), *args[6:], "--recipe", "fast",
                  "--lr", "3e-4"]) == 2
     assert "leave them at their defaults" in capsys.readouterr().err
+
+
+def _tuned(path: Path, chosen: dict) -> Path:
+    path.write_text(json.dumps({"chosen": chosen}))
+    return path
+
+
+OCC_PAPER = dict(lr=1e-4, stabilize="off", sampling="surface")
+
+
+def test_occupancy_fast_recipe_needs_the_tuning_json(tmp_path, monkeypatch, capsys):
+    from strainer_fast import recipes
+
+    monkeypatch.setattr(recipes, "OCCUPANCY_TUNED", tmp_path / "missing.json")
+    with pytest.raises(ValueError, match=r"not validated yet.*benchmarks/tune_occupancy\.py"):
+        recipes.occupancy_recipe("fast", "siren", **OCC_PAPER)
+    assert recipes.occupancy_recipe("paper", "siren", **dict(OCC_PAPER, lr=3e-4)).lr == 3e-4
+    target = np.zeros((8, 8, 8), bool)
+    target[2:6, 2:6, 2:6] = True
+    with pytest.raises(ValueError, match="tune_occupancy"):
+        sf.fit_occupancy(target, "siren", recipe="fast", steps=1, progress=False)
+    out = tmp_path / "fit"
+    assert main(["occupancy", "fit", "--init", "siren", "--recipe", "fast", "--res", "8",
+                 "--out", str(out), "--no-progress", "--device", "cpu"]) == 2
+    assert "tune_occupancy.py" in capsys.readouterr().err and not out.exists()
+    bad = tmp_path / "bad.json"
+    for text, match in (("{}", "not a tune_occupancy.py result"),
+                        ('{"chosen": {"siren": {"lr": 1e-3, "stabilize": "off", '
+                         '"sampling": "edges"}}}', "invalid settings")):
+        bad.write_text(text)
+        with pytest.raises(ValueError, match=match):
+            recipes.occupancy_fast(bad)
+
+
+def test_occupancy_fast_recipe_applies_the_json(tmp_path, monkeypatch):
+    from strainer_fast import recipes
+
+    chosen = dict(lr=1e-3, stabilize="wsd", sampling="uniform")
+    monkeypatch.setattr(recipes, "OCCUPANCY_TUNED", _tuned(tmp_path / "t.json",
+                                                           {"siren": chosen}))
+    assert recipes.occupancy_recipe("fast", "siren", **OCC_PAPER) == \
+        recipes.OccupancyRecipe(**chosen)
+    with pytest.raises(ValueError, match="leave them at their defaults"):
+        recipes.occupancy_recipe("fast", "siren", **dict(OCC_PAPER, sampling="uniform"))
+    with pytest.raises(ValueError, match="validated for the inits"):
+        recipes.occupancy_recipe("fast", "strainer", **OCC_PAPER)
+    g = np.linspace(-1, 1, 12)
+    x, y, z = np.meshgrid(g, g, g, indexing="ij")
+    target = x ** 2 + y ** 2 + z ** 2 < 0.4
+    kw = dict(width=16, layers=3, points=256, steps=6, eval_every=2, progress=False,
+              device="cpu")
+    fast = sf.fit_occupancy(target, "siren", recipe="fast", **kw)
+    same = sf.fit_occupancy(target, "siren", **chosen, **kw)
+    assert fast.iou == same.iou and fast.iou != sf.fit_occupancy(target, "siren", **kw).iou
+    out = tmp_path / "fit"
+    assert main(["occupancy", "fit", "--init", "siren", "--recipe", "fast", "--res", "12",
+                 "--width", "16", "--layers", "3", "--shared", "2", "--points", "256",
+                 "--steps", "4", "--eval-every", "2", "--out", str(out), "--no-progress",
+                 "--device", "cpu"]) == 0
+    saved = json.loads((out / "config.json").read_text())["config"]
+    assert saved["recipe"] == "fast" and saved["lr"] == 1e-4  # flags kept, recipe applied
+
+
+def test_committed_occupancy_recipe_is_loadable():
+    from strainer_fast import recipes
+
+    if not recipes.OCCUPANCY_TUNED.is_file():
+        pytest.skip("benchmarks/results/tune_occupancy.json is not committed yet")
+    assert set(recipes.occupancy_fast()) == {"siren", "strainer"}

@@ -10,6 +10,7 @@ import torch
 import trimesh
 
 from strainer_fast.cli import main
+from strainer_fast.tasks import occupancy
 from strainer_fast.tasks.occupancy import VoxelBatches, fit_occupancy, load_shapes
 from strainer_fast.tasks.preview import render
 from strainer_fast.tasks.statue import statue_volume
@@ -177,6 +178,51 @@ def test_voxel_batches_labels_and_surface_bias():
     assert (target > 0).float().mean() > 2 * v.mean()
     c2, _ = b(1)
     assert not torch.equal(coords, c2)
+
+
+def _surface_mask(occ: np.ndarray) -> np.ndarray:
+    """Voxels whose 6-neighbourhood holds occupied and empty voxels, by morphology."""
+    from scipy.ndimage import binary_dilation, binary_erosion, generate_binary_structure
+
+    cross = generate_binary_structure(3, 1)
+    inner = occ & ~binary_erosion(occ, cross, border_value=1)  # outside the grid: no voxel
+    return inner | (~occ & binary_dilation(occ, cross))
+
+
+def test_surface_sampling_fraction_band_and_seed(monkeypatch):
+    from scipy.ndimage import binary_dilation
+
+    v = statue_volume(24)
+    surface = _surface_mask(v)
+    cpu = torch.device("cpu")
+    b = VoxelBatches(v[None], 1000, seed=3, device=cpu, sampling="surface")
+    assert b.surface.tolist() == np.flatnonzero(surface).tolist()
+
+    def voxels(coords):
+        return tuple(np.rint((coords.numpy() + 1) * 23 / 2).astype(int).T)
+
+    near = int(1000 * occupancy.SURFACE_FRACTION)
+    band = binary_dilation(surface, np.ones((2 * occupancy.SURFACE_BAND + 1,) * 3, bool))
+    coords, target = b(0)
+    in_band = band[voxels(coords)]
+    assert band.mean() < 0.7  # so the uniform part's hits tell it from the near part
+    assert in_band[-near:].all() and abs(in_band[:-near].mean() - band.mean()) < 0.1
+    np.testing.assert_array_equal(target[0, :, 0].numpy() > 0, v[voxels(coords)])
+    # the fraction and the band are the module's constants: a quarter on the surface itself
+    monkeypatch.setattr(occupancy, "SURFACE_FRACTION", 0.25)
+    monkeypatch.setattr(occupancy, "SURFACE_BAND", 0)
+    coords = VoxelBatches(v[None], 1000, seed=3, device=cpu)(0)[0]
+    on = surface[voxels(coords)]
+    assert on[-250:].all() and on[:-250].mean() < 3 * surface.mean()
+    # deterministic under the seed; uniform: no surface list, occupancy near the volume's
+    again = VoxelBatches(v[None], 1000, seed=3, device=cpu)
+    assert torch.equal(again(0)[0], coords) and not torch.equal(again(1)[0], coords)
+    assert not torch.equal(VoxelBatches(v[None], 1000, seed=4, device=cpu)(0)[0], coords)
+    u = VoxelBatches(v[None], 20000, seed=3, device=cpu, sampling="uniform")
+    assert len(u.surface) == 0
+    assert abs((u(0)[1] > 0).float().mean().item() - v.mean()) < 4 * (v.mean() / 20000) ** 0.5
+    with pytest.raises(ValueError, match="sampling must be one of"):
+        VoxelBatches(v[None], 10, seed=0, device=cpu, sampling="edges")
 
 
 def test_fit_occupancy_improves_iou():

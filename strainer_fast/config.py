@@ -25,7 +25,7 @@ import torch
 from ._version import __version__
 from .levers import parse_freeze
 from .models import resolve_device
-from .recipes import RECIPES
+from .recipes import RECIPES, VOXEL_SAMPLING
 from .stability import STABILIZE
 from .train.callbacks import PRECISION_SCHEDULES
 from .train.objectives import SAMPLING
@@ -312,6 +312,10 @@ class DenoiseJob(ImageTaskJob):
     noise: str = opt("gaussian:0.1", "gaussian:SIGMA or poisson:TAU")
 
 
+VOXEL_SAMPLING_HELP = ("voxel centres of a step: surface = half within 2 voxels of the "
+                       "surface, half uniform; uniform = all uniform")
+
+
 @dataclass
 class VoxelConfig:
     """Occupancy grid and point batches."""
@@ -330,6 +334,7 @@ class OccupancyPretrainJob:
     voxels: VoxelConfig = _part(VoxelConfig)
     model: ModelConfig = _part(ModelConfig)
     train: PretrainConfig = _part(PretrainConfig)
+    sampling: str = opt("surface", VOXEL_SAMPLING_HELP, choices=VOXEL_SAMPLING)
     runtime: Runtime = _part(Runtime)
 
 
@@ -347,6 +352,13 @@ class OccupancyFitting:
                                  "(default: 150 and the last)")
     keep: str = opt("best", KEEP_HELP + " (scored by the full-grid loss at the IoU "
                     "evaluations)", choices=("best", "last"))
+    stabilize: str = opt("off", "test-time fitting stabilisation of the fits (off = plain "
+                         "Adam; see docs/guide/reliability.md)", choices=STABILIZE)
+    sampling: str = opt("surface", VOXEL_SAMPLING_HELP + " (the fits; a chairs encoder "
+                        "pretrained here uses surface)", choices=VOXEL_SAMPLING)
+    recipe: str = opt("paper", "paper: --lr, --stabilize and --sampling as given; fast: the "
+                      "values chosen on a validation chair (benchmarks/tune_occupancy.py; not "
+                      "yet validated: an error until its JSON is committed)", choices=RECIPES)
     runtime: Runtime = _part(Runtime)
 
 

@@ -1,11 +1,15 @@
 """3D occupancy INRs (paper Fig. 12): pretrain on chairs, fit a statue, IoU on the full grid.
 
 Networks map (x, y, z) in [-1, 1]^3 to one value; the target is occupancy scaled to
-[-1, 1] (inside 1, outside -1) and the loss is the training engine's MSE (``train.batch_mse``), as in the occupancy
-protocol the paper follows: bounded gradients, and the same loss for every task. A voxel is
-predicted occupied where the output > 0, i.e. occupancy probability (output + 1) / 2 > 0.5.
-Each step trains on a fresh batch of voxel centres, half uniform over the grid and half
-within 2 voxels of a surface voxel, so the labels are exact and the thin parts are seen.
+[-1, 1] (inside 1, outside -1) and the loss is the training engine's MSE
+(``train.batch_mse``), as in the occupancy protocol the paper follows: bounded gradients,
+and the same loss for every task. A voxel is predicted occupied where the output > 0,
+i.e. occupancy probability (output + 1) / 2 > 0.5. Each step trains on a fresh batch of
+voxel centres with exact labels (``VoxelBatches``): by default (``sampling="surface"``)
+half uniform over the grid and half within 2 voxels of a surface voxel, so the thin parts
+are seen; ``sampling="uniform"``: all uniform. A fit's ``recipe``
+(``recipes.occupancy_recipe``) sets its learning rate, stabiliser and sampling: "paper" as
+given, "fast" as chosen on a validation chair (``benchmarks/tune_occupancy.py``).
 The image jobs' ``value_range`` setting does not apply here: the targets are these labels,
 not pixels (and the progress bar's "psnr" reads the MSE as one of [-1, 1] values).
 """
@@ -28,19 +32,25 @@ from ..fit import initial_model, make_keeper
 from ..jobs import cached_encoder, runtime_kwargs, use_encoder
 from ..memory import check_fits
 from ..models import Encoder, Layers, Strainer, resolve_device
+from ..recipes import VOXEL_SAMPLING, occupancy_recipe
 from ..report import plot_curves, write_outputs
-from ..train import Callback, KeepBest, batch_mse, train
+from ..train import Callback, KeepBest, Stabilize, batch_mse, train
 from .common import parse_inits, steps_to_reach
 from .preview import save_preview
 from .statue import statue_volume
 from .volumes import MESH_SUFFIXES, VOLUME_SUFFIXES, grid, iou, load_volume
 
-__all__ = ["chairs_dir", "load_target", "load_shapes", "VoxelBatches", "predict",
-           "pretrain_occupancy", "fit_occupancy", "OccupancyResult", "chairs_encoder",
-           "write_mesh", "write_occupancy_report", "pretrain_job", "fit_job", "demo_job"]
+__all__ = ["chairs_dir", "load_target", "load_shapes", "SURFACE_FRACTION", "SURFACE_BAND",
+           "surface_voxels", "VoxelBatches", "predict", "pretrain_occupancy", "fit_occupancy",
+           "OccupancyResult", "chairs_encoder", "write_mesh", "write_occupancy_report",
+           "pretrain_job", "fit_job", "demo_job"]
 
 # Sizes: config.PRESETS['occupancy'] (CPU: 128^3 grid, width 64, measured in the README).
 COMPARE_STEP = 150  # the paper's snapshot
+# sampling="surface": this fraction of each batch is drawn near the surface (a surface voxel
+# moved by up to SURFACE_BAND voxels per axis), the rest uniformly
+SURFACE_FRACTION = 0.5
+SURFACE_BAND = 2
 
 
 def chairs_dir() -> Path:
@@ -76,36 +86,54 @@ def load_shapes(source: str | Path, res: int, progress: bool = True
     return np.stack(vols), [f.name for f in files]
 
 
-class VoxelBatches:
-    """Point batches (``train.batch_mse``) for volumes [S, R, R, R]: each call draws ``points`` voxel
-    centres (half uniform, half near a surface voxel of any shape), shared by all shapes.
+def surface_voxels(volumes: np.ndarray) -> torch.Tensor:
+    """Flat indices [M] (int64, ascending) of the surface voxels of volumes [S, R, R, R]
+    (bool): voxels whose 6-neighbourhood (with themselves) holds both occupied and empty
+    voxels in any of the shapes."""
+    r = volumes.shape[1]
+    occ = torch.from_numpy(np.ascontiguousarray(volumes, dtype=bool))
+    surface = torch.zeros_like(occ)
+    for axis in (1, 2, 3):  # a voxel whose 6-neighbour differs is a surface voxel
+        diff = occ.narrow(axis, 1, r - 1) != occ.narrow(axis, 0, r - 1)
+        surface.narrow(axis, 1, r - 1).logical_or_(diff)
+        surface.narrow(axis, 0, r - 1).logical_or_(diff)
+    return torch.nonzero(surface.any(0).reshape(-1)).squeeze(1)
 
+
+class VoxelBatches:
+    """Point batches (``train.batch_mse``) for volumes [S, R, R, R]: each call draws ``points``
+    voxel centres, shared by all shapes, from a CPU generator seeded ``seed`` (the same
+    batches on every device; the surface voxels are found once, here).
+
+    ``sampling`` (``recipes.VOXEL_SAMPLING``): "uniform": every point uniform over the grid;
+    "surface" (default): the last ``int(points * SURFACE_FRACTION)`` points are surface voxels
+    (``surface_voxels``, drawn uniformly) each moved by a uniform offset in
+    [-SURFACE_BAND, SURFACE_BAND] per axis (clamped to the grid), the others uniform.
     Returns (coords [N, 3] in [-1, 1], target [S, N, 1] in {-1, 1}) on ``device``.
     """
 
     def __init__(self, volumes: np.ndarray, points: int, seed: int,
-                 device: torch.device) -> None:
+                 device: torch.device, sampling: str = "surface") -> None:
+        if sampling not in VOXEL_SAMPLING:
+            raise ValueError(f"sampling must be one of {VOXEL_SAMPLING}, got {sampling!r}")
         s, r = volumes.shape[0], volumes.shape[1]
-        self.res, self.points, self.device = r, points, device
+        self.res, self.points, self.device, self.sampling = r, points, device, sampling
         occ = torch.from_numpy(volumes)
-        surface = torch.zeros_like(occ)
-        for axis in (1, 2, 3):  # a voxel whose 6-neighbour differs is a surface voxel
-            diff = occ.narrow(axis, 1, r - 1) != occ.narrow(axis, 0, r - 1)
-            surface.narrow(axis, 1, r - 1).logical_or_(diff)
-            surface.narrow(axis, 0, r - 1).logical_or_(diff)
-        self.surface = torch.nonzero(surface.any(0).reshape(-1)).squeeze(1)
+        self.surface = (surface_voxels(volumes) if sampling == "surface"
+                        else torch.zeros(0, dtype=torch.long))
         self.target = (occ.reshape(s, -1).float() * 2 - 1).to(device)
         self.grid = torch.from_numpy(grid(r)).float()
         self.gen = torch.Generator().manual_seed(seed)
 
     def __call__(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
         r, n = self.res, self.points
-        near = n // 2 if len(self.surface) else 0
+        near = int(n * SURFACE_FRACTION) if len(self.surface) else 0
         uniform = torch.randint(0, r ** 3, (n - near,), generator=self.gen)
         pick = self.surface[torch.randint(0, max(len(self.surface), 1), (near,),
                                           generator=self.gen)]
         ijk = torch.stack([pick // (r * r), pick // r % r, pick % r], 1)
-        ijk = (ijk + torch.randint(-2, 3, ijk.shape, generator=self.gen)).clamp(0, r - 1)
+        ijk = (ijk + torch.randint(-SURFACE_BAND, SURFACE_BAND + 1, ijk.shape,
+                                   generator=self.gen)).clamp(0, r - 1)
         flat = torch.cat([uniform, (ijk[:, 0] * r + ijk[:, 1]) * r + ijk[:, 2]])
         idx = torch.stack([flat // (r * r), flat // r % r, flat % r], 1)
         coords = self.grid[idx].to(self.device)
@@ -137,22 +165,25 @@ def _probabilities(out: torch.Tensor, res: int) -> torch.Tensor:
 
 def pretrain_occupancy(volumes: np.ndarray, names: list[str] | None = None, *,
                        width: int = 64, layers: int = 5, shared: int = 4, w0: float = 30.0,
-                       points: int = 16384, steps: int = 1000, lr: float = 1e-4, seed: int = 0,
+                       points: int = 16384, steps: int = 1000, lr: float = 1e-4,
+                       sampling: str = "surface", seed: int = 0,
                        device: str = "auto", backend: str = "auto", precision: str = "exact",
                        progress: bool = True, out: str | Path | None = None) -> Strainer:
     """STRAINER on S shapes [S, R, R, R] (bool): shared encoder, one decoder per shape,
-    3 -> 1, ``points`` voxel centres a step (``VoxelBatches``). With ``out`` the model is
-    saved as a checkpoint; ``model.encoder()`` is the pretrained ``Encoder``."""
+    3 -> 1, ``points`` voxel centres a step drawn by ``sampling`` (``VoxelBatches``). With
+    ``out`` the model is saved as a checkpoint; ``model.encoder()`` is the pretrained
+    ``Encoder``."""
     dev = resolve_device(device)
     model = Strainer(len(volumes), in_features=3, out_features=1, width=width, layers=layers,
                      shared=shared, w0=w0, seed=seed, backend=backend,
                      precision=precision).to(dev)
-    batches = VoxelBatches(volumes, points, seed, dev)
+    batches = VoxelBatches(volumes, points, seed, dev, sampling)
     train(model, batch_mse(model, batches), steps, lr=lr, progress=progress,
           generator=batches.gen, desc=f"pretrain occupancy STRAINER-{len(volumes)}")
     if out is not None:
         save_checkpoint(model, out, signals=list(names or []), steps=steps, seed=seed, lr=lr,
-                        res=volumes.shape[1], points=points, task="occupancy")
+                        res=volumes.shape[1], points=points, sampling=sampling,
+                        task="occupancy")
     return model
 
 
@@ -223,7 +254,8 @@ def fit_occupancy(target: np.ndarray, init: str | Encoder = "siren", *,
                   init_weights: Layers | None = None, width: int | None = None,
                   layers: int | None = None, w0: float | None = None, points: int = 16384,
                   steps: int = 300, lr: float = 1e-4, eval_every: int = 50,
-                  snapshots: tuple[int, ...] = (), keep: str = "best", seed: int = 0,
+                  snapshots: tuple[int, ...] = (), keep: str = "best", stabilize: str = "off",
+                  sampling: str = "surface", recipe: str = "paper", seed: int = 0,
                   device: str = "auto", backend: str = "auto", precision: str = "exact",
                   progress: bool = True) -> OccupancyResult:
     """Fits one volume [R, R, R] (bool) from ``init`` ("siren" or a pretrained occupancy
@@ -231,17 +263,26 @@ def fit_occupancy(target: np.ndarray, init: str | Encoder = "siren", *,
     steps, probability snapshots at the ``snapshots`` steps. ``keep``: "best" returns the
     log point's weights with the lowest MSE on the full grid (the training loss on every
     voxel, not the IoU; a point batch's loss would be a noisy score), "last" the last
-    iterate; the result's last IoU / snapshot are of the returned weights."""
+    iterate; the result's last IoU / snapshot are of the returned weights.
+
+    ``stabilize``: test-time stabilisation mode (``stability.STABILIZE``; a schedule spans
+    ``steps``), ``sampling``: the point batches (``VoxelBatches``), ``recipe``: "paper" runs
+    ``lr``, ``stabilize`` and ``sampling`` as given, "fast" the values chosen on a
+    validation chair for a "siren" or STRAINER init (``recipes.occupancy_recipe``; leave the
+    three at their defaults; ValueError while ``benchmarks/results/tune_occupancy.json`` is
+    missing)."""
+    name = init if isinstance(init, str) else "strainer"
+    r = occupancy_recipe(recipe, name, lr=lr, stabilize=stabilize, sampling=sampling)
     keeper = make_keeper(keep, per_step=False)
     dev = resolve_device(device)
     model = initial_model(init, 1, 1, init_weights=init_weights, width=width, layers=layers,
                           w0=w0, seed=seed, in_features=3, backend=backend,
                           precision=precision).to(dev)
     result = OccupancyResult()
-    batches = VoxelBatches(target[None], points, seed, dev)
-    name = init if isinstance(init, str) else "strainer"
-    train(model, batch_mse(model, batches), steps, lr=lr, log_every=eval_every,
-          callbacks=[_IoUCurve(result, target, snapshots, keeper), *([keeper] if keeper else [])],
+    batches = VoxelBatches(target[None], points, seed, dev, r.sampling)
+    train(model, batch_mse(model, batches), steps, lr=r.lr, log_every=eval_every,
+          callbacks=[_IoUCurve(result, target, snapshots, keeper), Stabilize(r.stabilize),
+                     *([keeper] if keeper else [])],
           progress=progress, desc=f"occupancy {name}", generator=batches.gen)
     return result
 
@@ -321,7 +362,7 @@ def pretrain_job(cfg: OccupancyPretrainJob) -> None:
     write_config(Path(cfg.out).with_suffix(".config.json"), "occupancy pretrain", cfg)
     pretrain_occupancy(volumes, names, width=m.width, layers=m.layers, shared=m.shared,
                        w0=m.w0, points=v.points, steps=cfg.train.steps, lr=cfg.train.lr,
-                       out=cfg.out, **runtime_kwargs(rt))
+                       sampling=cfg.sampling, out=cfg.out, **runtime_kwargs(rt))
     print(f"wrote {cfg.out} (occupancy STRAINER-{len(names)}, {cfg.train.steps} steps)",
           file=sys.stderr)
 
@@ -339,6 +380,9 @@ def fit_job(cfg: OccupancyFitJob | OccupancyDemoJob) -> None:
         if step not in (0, cfg.steps) and step % cfg.eval_every:
             raise ValueError(f"--mesh-steps {step} is not a multiple of --eval-every "
                              f"{cfg.eval_every}")
+    for init in inits:  # a bad recipe fails before any volume or pretraining
+        occupancy_recipe(cfg.recipe, init, lr=cfg.lr, stabilize=cfg.stabilize,
+                         sampling=cfg.sampling)
     volume = load_target(target, v.res)
     if not volume.any():
         raise ValueError(f"{target}: no occupied voxels at --res {v.res}")
@@ -351,7 +395,9 @@ def fit_job(cfg: OccupancyFitJob | OccupancyDemoJob) -> None:
     results = {init: fit_occupancy(volume, encoder if init == "strainer" else init,
                                    width=m.width, layers=m.layers, w0=m.w0, points=v.points,
                                    steps=cfg.steps, lr=cfg.lr, eval_every=cfg.eval_every,
-                                   snapshots=meshes, keep=cfg.keep, **runtime_kwargs(rt))
+                                   snapshots=meshes, keep=cfg.keep, stabilize=cfg.stabilize,
+                                   sampling=cfg.sampling, recipe=cfg.recipe,
+                                   **runtime_kwargs(rt))
                for init in inits}
     total = time.perf_counter() - t0
     write_occupancy_report(out, results, volume, dict(to_dict(cfg), target=target,
