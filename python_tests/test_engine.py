@@ -81,3 +81,30 @@ def test_trainer_rejects_bad_arguments():
         Trainer(model, lambda s: torch.zeros(1), -1, opt)
     with pytest.raises(ValueError, match="log_every must be >= 0"):
         Trainer(model, lambda s: torch.zeros(1), 1, opt, log_every=-2)
+
+
+def test_a_callback_stops_the_run_early(monkeypatch):
+    """``Trainer.stop``: the step it is called at is the last, a log point, and the divergence
+    guard reads the loss there; ``stopped`` holds the reason (None for a full run)."""
+    model = Strainer(1, width=8, layers=3, shared=1, seed=0)
+    gen, batches = _random_batches(2)
+    reads, logged = [], []
+    real = Trainer.loss_finite
+    monkeypatch.setattr(Trainer, "loss_finite", lambda self: reads.append(self.step) or
+                        real(self))
+
+    class StopAt7(Callback):
+        def log(self, t):
+            logged.append(t.step)
+
+        def after_step(self, t, mse):
+            if t.step == 7:
+                t.stop("seven")
+            return False
+
+    t = train(model, batch_mse(model, batches), 30, lr=1e-3, log_every=5, progress=False,
+              callbacks=[StopAt7(), DivergenceGuard(check_every=10)], generator=gen)
+    assert t.step == 7 and t.stopped == "seven"
+    assert logged == [0, 5, 7] and reads == [7]
+    t = train(model, batch_mse(model, batches), 4, lr=1e-3, progress=False, generator=gen)
+    assert t.step == 4 and t.stopped is None

@@ -100,6 +100,23 @@ def test_training_reduces_the_loss(kind, slices):
     assert model.meta["steps"] == 25 and model.meta["validation_psnr"] > 0
 
 
+def test_training_stops_where_the_validation_curve_flattens(slices):
+    """Validation checks every k steps; with ``min_gain`` the first check gaining less than
+    it ends the training (a gain can never reach 1e9 dB), without it the maximum runs."""
+    kw = dict(**TINY, rank=4, batch=2, validate_every=2, progress=False)
+    model = train_generalizable("ipc", slices[:4], steps=6, min_gain=1e9, **kw)
+    m = model.meta
+    assert m["steps"] == 2 and m["max_steps"] == 6 and m["stop"].startswith("flat")
+    assert m["validation_curve"]["step"] == [0, 2]
+    assert m["validation_curve"]["psnr"][-1] == pytest.approx(m["validation_psnr"])
+    m = train_generalizable("ipc", slices[:4], steps=6, **kw).meta
+    assert m["steps"] == 6 and m["stop"] == "max steps (6)"
+    assert m["validation_curve"]["step"] == [0, 2, 4, 6]
+    with pytest.raises(ValueError, match="validate_every"):
+        train_generalizable("ipc", slices[:4], steps=2, min_gain=0.1,
+                            **dict(kw, validate_every=0))
+
+
 def test_training_with_point_batches(slices):
     model = train_generalizable("ipc", slices[:4], **TINY, rank=4, steps=3, batch=2,
                                 points=50, progress=False)

@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from strainer_fast.data import validation_split
+
 REPRO = Path(__file__).resolve().parents[1] / "benchmarks" / "repro"
 TINY = dict(size=8, small_size=8, task_size=8, width=8, steps=4, pretrain_steps=3, log_every=2,
             meta_steps=2, natural_steps=4, natural_pretrain_steps=4, cost_budgets=[2, 4],
@@ -20,7 +22,7 @@ TINY = dict(size=8, small_size=8, task_size=8, width=8, steps=4, pretrain_steps=
             stab_steps=6, stab_images=2, task_steps=4, task_pretrain_steps=3, seeds=[0, 1],
             test_images=2, capacity_widths=[8, 16], gen_size=8, gen_test_images=2,
             gen_fit_steps=4, gen_dim=8, gen_depth=1, gen_heads=2, gen_patch=4, gen_groups=2,
-            gen_rank=2, gen_steps=2, gen_batch=2)
+            gen_rank=2, gen_max_steps=2, gen_check_every=1, gen_min_gain=0.1, gen_batch=2)
 
 
 def run_driver(out: Path, *extra: str, script: Path = REPRO / "run_all.py"
@@ -135,6 +137,12 @@ def test_preregistration_presets_are_complete():
     assert choices["width_size"] == cpu["size"] and choices["width_value_range"] == "unit"
     assert choices["width_target_psnr"] == repro("fig2_in_domain").PAPER_PSNR["siren"]
     assert choices["width_steps"] == 2000 and choices["budget_minutes"] == 90
+    assert cpu["meta_steps"] == "tuned" and paper["meta_steps"] == 5000
+    assert tuned["meta_steps"] == "unset" or tuned["meta_steps"] in choices["meta_checkpoints"]
+    assert max(choices["meta_checkpoints"]) <= 5000
+    for p in (cpu, paper):  # occupancy where IoU is not saturated (issue 29), IoU at 50/150/300
+        assert p["occupancy_res"] == 128 and {50, 150, 300} <= set(p["occupancy_iou_steps"])
+        assert p["gen_check_every"] > 0 and p["gen_max_steps"] >= p["gen_check_every"]
 
 
 def test_width_rule_choice():
@@ -195,6 +203,7 @@ def test_validate_width_part_writes_candidates(tmp_path, monkeypatch):
 def test_run_all_refuses_an_unset_tuned_width(tmp_path, monkeypatch, capsys):
     common, run_all = repro("common"), repro("run_all")
     monkeypatch.setitem(common.PREREG["tuned"], "width", common.UNSET)
+    monkeypatch.setitem(common.PREREG["tuned"], "meta_steps", 25)
     monkeypatch.setattr(sys, "argv", ["run_all.py", "--out", str(tmp_path), "--only", "fig2"])
     assert run_all.main() == 2
     err = capsys.readouterr().err
@@ -247,8 +256,12 @@ def test_budget_counts_the_calls_items_make(tmp_path, monkeypatch):
     for module in META:
         counted(module, "meta_init", meta_cost)
     counted("table3_generalizable", "train_generalizable", lambda kind, **kw: budget.
-            generalizable_cost(dict(cfg, gen_steps=kw["steps"], gen_batch=kw["batch"]),
-                               kw["size"] ** 2))
+            generalizable_cost(dict(cfg, gen_size=kw["size"], gen_max_steps=kw["steps"],
+                                    gen_batch=kw["batch"], gen_check_every=kw["validate_every"],
+                                    gen_dim=kw["dim"], gen_depth=kw["depth"],
+                                    gen_patch=kw["patch"], gen_groups=kw["groups"],
+                                    gen_rank=kw["rank"]), kind, kw["size"] ** 2,
+                               len(validation_split()[1])))
     counted("table3_generalizable", "fit_generalizable", lambda images, model, **kw: budget.
             fit_cost(cfg, images.shape[0], np.prod(images.shape[1:3]),
                      kw["steps"] if kw["tto"] else 0, kw["log_every"]))
@@ -273,6 +286,123 @@ def test_budget_counts_the_calls_items_make(tmp_path, monkeypatch):
         assert spent[0] - before == pytest.approx(planned[key]["passes"], rel=1e-9), key
     assert "pretraining" not in planned["fig3"]["parts"]  # item 1's seed-0 encoder, reused
     assert planned["fig2"]["parts"]["meta-learning"] > 0
+    # meta_steps unset: counted at the most the validation rule can choose
+    unset = budget.planned_passes(dict(cfg, meta_steps=common.UNSET))
+    last = max(common.PREREG["choices"]["meta_checkpoints"])
+    assert unset["fig2"]["parts"]["meta-learning"] == pytest.approx(budget.meta_cost(
+        cfg, budget.counts(cfg)["mri_train"], cfg["size"] ** 2, last))
+
+
+def test_budget_counts_occupancy_evaluations():
+    """fig12 (not run above): the full-grid IoU evaluations at every log point are counted,
+    and the log points hit the pre-registered IoU steps."""
+    common, budget, fig12 = repro("common"), repro("budget"), repro("fig12_occupancy")
+    cfg = dict(common.preset("cpu"), width=48)
+    assert fig12.eval_every(cfg) == 50 and all(s % 50 == 0 for s in cfg["occupancy_iou_steps"])
+    res, w, layers = cfg["occupancy_res"], cfg["occupancy_width"], cfg["occupancy_layers"]
+    evals = 2 * (1 + cfg["occupancy_steps"] // 50 + 1) * budget.EVAL * budget.step_cost(
+        cfg, res ** 3, w, layers)
+    fits = budget.planned_passes(cfg)["fig12"]["parts"]["fits"]
+    assert fits - evals == pytest.approx(2 * cfg["occupancy_steps"] * budget.step_cost(
+        cfg, cfg["occupancy_points"], w, layers))
+    assert evals > fits / 2  # a 128^3 evaluation is 2M points: the bulk of the fits
+    for bad in ([], [0, 50], [50, 400]):
+        with pytest.raises(ValueError, match="occupancy_iou_steps"):
+            fig12.eval_every(dict(cfg, occupancy_iou_steps=bad))
+
+
+def test_meta_steps_rule_choice():
+    pick = repro("validate").pick_meta_steps
+    rows = lambda curve: [dict(steps=s, psnr=v) for s, v in curve.items()]  # noqa: E731
+    # 100 -> 250 gains 0.2 < 0.3 dB: 100, whatever comes later
+    assert pick(rows({25: 30.0, 50: 31.0, 100: 32.0, 250: 32.2, 500: 34.0}), 0.3) == 100
+    assert pick(rows({500: 34.0, 25: 30.0, 250: 32.2, 100: 32.0, 50: 31.0}), 0.3) == 100
+    assert pick(rows({25: 30.0, 50: 29.0, 100: 33.0}), 0.3) == 25  # a drop counts as flat
+    assert pick(rows({25: 30.0, 50: 31.0, 100: 32.0}), 0.3) == 100  # never flat: the last
+    assert pick(rows({25: 30.0}), 0.3) == 25
+    with pytest.raises(ValueError, match="no meta-learning checkpoint"):
+        pick([], 0.3)
+
+
+def test_generalizable_stop_rule():
+    from strainer_fast.generalizable.training import first_flat
+
+    assert first_flat([15.0, 17.0, 18.0, 18.05, 19.0], 0.1) == 3
+    assert first_flat([15.0, 17.0, 16.0], 0.1) == 2  # a drop stops
+    assert first_flat([15.0, 17.0, 19.0], 0.1) is None and first_flat([15.0], 0.1) is None
+
+
+def test_validate_meta_part_snapshots_the_outer_loop(tmp_path, monkeypatch):
+    common, validate, budget = repro("common"), repro("validate"), repro("budget")
+    # the part chooses meta_steps: unset is fine
+    cfg = dict(common.preset("cpu"), **dict(TINY, meta_steps=common.UNSET), progress=False)
+    rule = dict(common.PREREG["choices"], meta_checkpoints=[3, 1, 2], meta_fit_steps=2)
+    monkeypatch.setitem(common.PREREG, "choices", rule)
+    data = validate.run(cfg, tmp_path, parts=("meta",))["meta"]
+    rows = data["candidates"]
+    assert [r["steps"] for r in rows] == [1, 2, 3]
+    assert all(np.isfinite(r["psnr"]) and len(r["psnr_per_image"]) == 2 for r in rows)
+    assert rows[0]["meta_wall_s"] < rows[1]["meta_wall_s"] < rows[2]["meta_wall_s"]
+    assert len({r["psnr"] for r in rows}) == 3  # three different snapshots were fitted
+    assert data["chosen"] == validate.pick_meta_steps(rows, rule["meta_flat_db"])
+    assert data["planned_passes"] == budget.meta_validation_cost(cfg, 8, 2)
+    assert json.loads((tmp_path / "validation.json").read_text())["meta"]["chosen"] \
+        == json.loads((tmp_path / "validation_meta.json").read_text())["chosen"]
+
+
+def test_meta_init_callbacks_see_the_meta_weights():
+    """The outer loop's callbacks: a snapshot at the last outer step holds the weights
+    meta_init returns; the default (no callbacks) result is unchanged."""
+    import torch
+
+    from strainer_fast.meta import meta_init
+
+    common = repro("common")
+    images = torch.rand(2, 8, 8, 1, generator=torch.Generator().manual_seed(0))
+    kw = dict(width=8, layers=3, steps=3, inner_steps=1, progress=False, device="cpu")
+    snaps: dict = {}
+    got = meta_init(images, callbacks=[common.Snapshots(
+        {2, 3}, snaps, (0.0, 0.0), layers=lambda m: m.network_layers(0))], **kw)
+    assert set(snaps) == {2, 3}
+    plain = meta_init(images, **kw)
+    for (w, b), (sw, sb), (pw, pb) in zip(got, snaps[3][0], plain):
+        assert torch.equal(w, sw) and torch.equal(b, sb)
+        assert torch.equal(w, pw) and torch.equal(b, pb)
+    assert not all(torch.equal(a, c) for (a, _), (c, _) in zip(snaps[2][0], snaps[3][0]))
+
+
+def test_run_all_refuses_an_unset_meta_steps(tmp_path, monkeypatch, capsys):
+    common, run_all = repro("common"), repro("run_all")
+    monkeypatch.setitem(common.PREREG["tuned"], "width", 48)
+    monkeypatch.setitem(common.PREREG["tuned"], "meta_steps", common.UNSET)
+    monkeypatch.setattr(sys, "argv", ["run_all.py", "--out", str(tmp_path), "--only", "fig2"])
+    assert run_all.main() == 2
+    err = capsys.readouterr().err
+    assert "meta_steps is 'tuned'" in err and "validate.py --part meta" in err
+    assert not list(tmp_path.iterdir())  # nothing ran
+    cfg = common.preset("cpu")
+    assert cfg["meta_steps"] == common.UNSET
+    common.check_tuned(dict(cfg, meta_steps=25))  # a --set override is accepted
+    common.check_tuned(cfg, allow=("meta_steps",))  # what validate / budget tolerate
+    monkeypatch.setitem(common.PREREG["tuned"], "width", common.UNSET)  # both: width first
+    with pytest.raises(ValueError, match=r"width, meta_steps is 'tuned'.*--part width` then "
+                                         r"`python benchmarks/repro/validate.py --part meta"):
+        common.check_tuned(common.preset("cpu"))
+
+
+def test_occupancy_claims_at_the_preregistered_steps():
+    claims = rules()
+    ms = {m: dict(step=[0, 50, 100, 150, 200, 250, 300], iou=[0.0, a, 0.7, b, 0.8, 0.85, c])
+          for m, (a, b, c) in {"siren": (0.40, 0.85, 0.90), "strainer": (0.60, 0.855, 0.89)
+                                }.items()}
+    d = dict(command="x", wall_s=1.0, cpu_s=1.0, methods=ms,
+             iou_at={m: {str(s): v["iou"][v["step"].index(s)] for s in (50, 150, 300)}
+                     for m, v in ms.items()})
+    lines, found = claims.fig12(d)
+    assert "| init | IoU @ step 50 | IoU @ step 150 | IoU @ step 300 |" in lines
+    assert "| strainer | 0.600 | 0.855 | 0.890 |" in lines
+    assert [c.verdict for c in found] == ["supported", "partly", "not supported"]
+    assert [c.claim.endswith(f"step {s})") for c, s in zip(found, (50, 150, 300))] == [True] * 3
 
 
 def test_random_weight_control_keeps_values_not_structure():

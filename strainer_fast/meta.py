@@ -16,12 +16,14 @@ the first-order methods use the fused ops.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch.func import functional_call
 
 from .memory import check_fits
 from .models import Layers, Strainer, resolve_device
-from .train import train
+from .train import Callback, train
 from .train.objectives import image_batches
 from .value_range import DEFAULT_VALUE_RANGE, ValueRange, resolve
 
@@ -48,6 +50,7 @@ def meta_init(
     progress: bool = True,
     points: int | None = None,
     value_range: str | ValueRange = DEFAULT_VALUE_RANGE,
+    callbacks: Sequence[Callback] = (),
 ) -> Layers:
     """Meta-learns SIREN weights on training images [S, H, W, C] in [0, 1].
 
@@ -56,8 +59,10 @@ def meta_init(
     with ``lr``. ``points`` N: each outer step (its inner steps and its meta gradient) fits
     the same N random pixels, drawn from a generator seeded ``seed``; None: the full grid.
     ``value_range``: the range the pixels are mapped to (``value_range``; fit from the
-    result in the same range). A configuration that cannot fit in memory raises
-    ``memory.WontFit`` up front.
+    result in the same range). ``callbacks``: more ``train.Callback`` s for the outer loop
+    (its ``t.step`` counts outer steps; ``t.model.network_layers(0)``: the meta weights),
+    e.g. snapshots of the meta weights on the way. A configuration that cannot fit in memory
+    raises ``memory.WontFit`` up front.
     Returns the (weight [out, in], bias [out]) pairs of the meta-learned network.
     """
     if method not in META_METHODS:
@@ -114,6 +119,6 @@ def meta_init(
             p.grad = g
         return mse.detach()
 
-    train(meta_net, objective, steps, lr=lr, progress=progress, desc=f"meta {method}",
-          value_range=vr)
+    train(meta_net, objective, steps, lr=lr, callbacks=callbacks, progress=progress,
+          desc=f"meta {method}", value_range=vr)
     return meta_net.network_layers(0)

@@ -21,15 +21,24 @@ networks cost relative to wide ones: convert with a pass measured at the width i
   N, N for shared = 1;
 - a meta-learning outer step (``meta_init`` on S images, all adapted copies at once):
   (inner + 1) x S passes for fomaml / maml (maml's second-order graph on the reference ops
-  costs more: a lower bound), inner x S passes + S forwards for reptile;
-- TransINR / IPC training: ``gen_batch`` hyponet passes a step (the transformer is left
-  out: a lower bound); test-time optimisation from their prediction: a fit;
+  costs more: a lower bound), inner x S passes + S forwards for reptile; while
+  ``meta_steps`` is unset (``[tuned]``), the largest count ``validate.py --part meta`` can
+  choose (``[choices].meta_checkpoints``), an upper bound;
+- TransINR / IPC training, counted for ``gen_max_steps`` steps (the most it runs; the stop
+  rule may end it earlier): a step is ``gen_batch`` hyponet passes plus the transformer's
+  multiply-adds over those of a pass, T x depth x (8 dim^2 + 2 T dim) per image for T
+  tokens (patches and weight tokens; attention projections, MLP of width 2 dim, attention;
+  the tokenizer and the weight heads left out); each validation check (step 0, every
+  ``gen_check_every`` steps) and the final validation PSNR is a feed-forward prediction of
+  the 2 validation slices (hyponet render only); test-time optimisation from their
+  prediction: a fit;
 - work that ``common.pretrained`` / ``common.cached`` memoise (keys shared by items in one
   run, encoders on disk across runs) is counted once, in the first item (run order) that
   needs it. Resuming a run in a new process re-does the in-memory fits, not the encoders.
 
 ``python benchmarks/repro/budget.py [--preset cpu] [--set width=64] [--pass-ms 40]``
-prints the passes per item (and minutes at ``--pass-ms`` ms a pass).
+prints the passes per item (and minutes at ``--pass-ms`` ms a pass), and those of
+``validate.py --part meta`` (not part of the preset's total).
 """
 
 from __future__ import annotations
@@ -41,10 +50,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 import common
+import fig12_occupancy
 import run_all
 import table2_ood
-from strainer_fast.config import preset as job_preset
-from strainer_fast.data import default_split
+from strainer_fast.data import default_split, validation_split
+from strainer_fast.generalizable import make_model
 from strainer_fast.stability import STABILIZE
 from strainer_fast.tasks.occupancy import chairs_dir, shape_files
 
@@ -94,10 +104,44 @@ def meta_cost(cfg: dict, s: int, points: float, steps: int) -> float:
     return steps * s * per_task * step_cost(cfg, points)
 
 
-def generalizable_cost(cfg: dict, points: float) -> float:
-    """Passes of training one TransINR / IPC model (hyponet only) and its validation
-    prediction (2 slices)."""
-    return (cfg["gen_steps"] * cfg["gen_batch"] + 2 * EVAL) * step_cost(cfg, points)
+def meta_steps(cfg: dict) -> int:
+    """``cfg["meta_steps"]``, or while it is unset the largest count the validation rule can
+    choose (the last of ``[choices].meta_checkpoints``)."""
+    steps = cfg["meta_steps"]
+    return max(common.PREREG["choices"]["meta_checkpoints"]) if steps == common.UNSET else steps
+
+
+def meta_validation_cost(cfg: dict, tune: int, val: int) -> dict[str, float]:
+    """Passes of ``validate.py --part meta`` (``tune`` tuning-train and ``val`` validation
+    images at ``cfg["size"]``): meta-learning to the last checkpoint, and one fit of the
+    validation images (metrics at the start and the end) from each checkpoint."""
+    rule, points = common.PREREG["choices"], cfg["size"] ** 2
+    checkpoints = rule["meta_checkpoints"]
+    return {"meta-learning": meta_cost(cfg, tune, points, max(checkpoints)),
+            "fits": len(checkpoints) * fit_cost(cfg, val, points, rule["meta_fit_steps"], 0)}
+
+
+def transformer_cost(cfg: dict, kind: str) -> float:
+    """Passes (preset units) of the tokenizer-fed transformer of one ``kind`` model's step on
+    one ``gen_size`` image (module doc); its weight tokens counted on the model itself."""
+    model = make_model(kind, size=cfg["gen_size"], width=cfg["width"], layers=cfg["layers"],
+                       dim=cfg["gen_dim"], depth=cfg["gen_depth"], heads=cfg["gen_heads"],
+                       patch=cfg["gen_patch"],
+                       **({"groups": cfg["gen_groups"]} if kind == "transinr"
+                          else {"rank": cfg["gen_rank"]}))
+    tokens = (cfg["gen_size"] // cfg["gen_patch"]) ** 2 + model.tokens.shape[0]
+    dim = cfg["gen_dim"]
+    macs = tokens * cfg["gen_depth"] * (8 * dim ** 2 + 2 * tokens * dim)
+    return macs / (cfg["size"] ** 2 * cfg["width"] ** 2 * (cfg["layers"] - 2))
+
+
+def generalizable_cost(cfg: dict, kind: str, points: float, validation: int) -> float:
+    """Passes of training one ``kind`` model for ``gen_max_steps`` steps on ``points``-pixel
+    images, with its validation checks of ``validation`` images (module doc)."""
+    steps, every = cfg["gen_max_steps"], cfg["gen_check_every"]
+    checks = (1 + steps // every if every else 0) + 1  # + the final validation PSNR
+    train = steps * cfg["gen_batch"] * (step_cost(cfg, points) + transformer_cost(cfg, kind))
+    return train + checks * validation * EVAL * step_cost(cfg, points)
 
 
 @dataclass
@@ -135,9 +179,11 @@ class Plan:
 
 
 def counts(cfg: dict) -> dict[str, int]:
-    """Image counts of the data sets the items use (embedded MRI split, photos, chairs)."""
+    """Image counts of the data sets the items use (embedded MRI split and its validation
+    slices, photos, chairs)."""
     train, test = default_split()
-    return dict(mri_train=len(train), mri_test=len(test), gray=len(common.NATURAL_TRAIN_GRAY),
+    return dict(mri_train=len(train), mri_test=len(test), val=len(validation_split()[1]),
+                gray=len(common.NATURAL_TRAIN_GRAY),
                 rgb=len(common.NATURAL_TRAIN_RGB),
                 natural=min(cfg["natural_test_images"], len(common.NATURAL_TEST)),
                 test=min(cfg["test_images"], len(test)), chairs=len(shape_files(chairs_dir())))
@@ -156,7 +202,7 @@ def _fig2(p: Plan, c: dict, n: dict) -> None:
         p.fit(n["test"], side, steps, log)  # strainer-1
         p.add("siren-ft init", fit_cost(c, 1, side ** 2, steps, 0))
         p.fit(n["test"], side, steps, log)  # siren-ft
-        p.add("meta-learning", meta_cost(c, n["mri_train"], side ** 2, c["meta_steps"]))
+        p.add("meta-learning", meta_cost(c, n["mri_train"], side ** 2, meta_steps(c)))
         p.fit(n["test"], side, steps, log)  # meta
     c2 = dict(c, value_range=c["second_value_range"])
     for seed in c["second_seeds"]:
@@ -254,7 +300,7 @@ def _fig12(p: Plan, c: dict, n: dict) -> None:
     points, res, steps = c["occupancy_points"], c["occupancy_res"], c["occupancy_steps"]
     p.add("pretraining", pretrain_cost(c, n["chairs"], points, c["occupancy_pretrain_steps"],
                                        c["occupancy_shared"], width, layers))
-    every = min(job_preset("occupancy", c["device"])["eval_every"], steps)
+    every = fig12_occupancy.eval_every(c)
     for _ in ("siren", "strainer"):
         p.add("fits", fit_cost(c, 1, points, steps, every, width, layers, eval_points=res ** 3))
 
@@ -271,8 +317,8 @@ def _stability(p: Plan, c: dict, n: dict) -> None:
 def _table3(p: Plan, c: dict, n: dict) -> None:
     side, steps = c["gen_size"], c["gen_fit_steps"]
     k = min(c["gen_test_images"], n["mri_test"])
-    for _ in ("transinr", "ipc"):
-        p.add("transinr / ipc training", generalizable_cost(c, side ** 2))
+    for kind in ("transinr", "ipc"):
+        p.add("transinr / ipc training", generalizable_cost(c, kind, side ** 2, n["val"]))
     p.pretrain(MRI if not c.get("train") else "MRI train", (n["mri_train"], side, side, 1),
                c["natural_pretrain_steps"], c["shared"], c["seed"])
     fit_cfg = dict(c, natural_steps=steps)
@@ -319,12 +365,14 @@ def main() -> None:
 
     cfg, _, args = common.parse(__doc__.splitlines()[0], extra=extra)
     try:
-        common.check_tuned(cfg)
+        common.check_tuned(cfg, allow=("meta_steps",))
     except ValueError as exc:
         sys.exit(f"error: {exc}")
     plan = planned_passes(cfg)
     print(f"preset {cfg['preset']}: passes of one width-{cfg['width']}, {cfg['layers']}-layer "
-          f"network on one {cfg['size']}px image")
+          f"network on one {cfg['size']}px image"
+          + (f"; meta_steps unset: counted at {meta_steps(cfg)}, the most validation can "
+             "choose" if cfg["meta_steps"] == common.UNSET else ""))
     for key, r in plan.items():
         parts = ", ".join(f"{k} {v:,.0f}" for k, v in r["parts"].items())
         mins = f"  {r['passes'] * args.pass_ms / 60e3:6.1f} min" if args.pass_ms else ""
@@ -332,6 +380,12 @@ def main() -> None:
     total = sum(r["passes"] for r in plan.values())
     print(f"{'total':10s} {total:10,.0f}"
           + (f"  {estimate_minutes(cfg, args.pass_ms):6.1f} min" if args.pass_ms else ""))
+    tune, val = (len(x) for x in validation_split())
+    parts = meta_validation_cost(cfg, tune, val)
+    passes = sum(parts.values())
+    print(f"validate.py --part meta (not in the total): {passes:,.0f}"
+          + (f"  {passes * args.pass_ms / 60e3:.1f} min" if args.pass_ms else "") + "  ("
+          + ", ".join(f"{k} {v:,.0f}" for k, v in parts.items()) + ")")
 
 
 if __name__ == "__main__":

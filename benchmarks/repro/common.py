@@ -49,6 +49,7 @@ PAPER_VALUES = 178 * 178 * 3
 
 
 UNSET = "unset"  # a [tuned] value not chosen yet (validate.py writes it, by hand, after its part)
+TUNED_BY = {"width": "width", "meta_steps": "meta"}  # the validate.py --part choosing each
 
 
 def preset(name: str) -> dict:
@@ -65,16 +66,21 @@ def preset(name: str) -> dict:
     return cfg
 
 
-def check_tuned(cfg: dict) -> None:
+def check_tuned(cfg: dict, allow: tuple[str, ...] = ()) -> None:
     """ValueError naming the config values that are still ``UNSET`` (a "tuned" preset value
-    whose ``[tuned]`` entry validate.py has not filled in, and no ``--set`` override)."""
-    unset = sorted(k for k, v in cfg.items() if v == UNSET)
+    whose ``[tuned]`` entry validate.py has not filled in, and no ``--set`` override), but
+    those in ``allow``."""
+    order = list(TUNED_BY)  # the order the parts must run in (meta fits at the width)
+    unset = sorted((k for k, v in cfg.items() if v == UNSET and k not in allow),
+                   key=lambda k: (order.index(k) if k in order else len(order), k))
     if unset:
+        parts = " then ".join(f"`python benchmarks/repro/validate.py --part "
+                              f"{TUNED_BY.get(k, k)}`" for k in unset)
         raise ValueError(
             f"preset {cfg['preset']!r}: {', '.join(unset)} is 'tuned' but [tuned] in "
-            f"{PREREG_PATH.name} leaves it {UNSET!r}: run `python benchmarks/repro/validate.py "
-            f"--part {unset[0]}` and copy its choice into [tuned] (or override it with "
-            f"--set {unset[0]}=VALUE, which the report then declares)")
+            f"{PREREG_PATH.name} leaves it {UNSET!r}: run {parts} and copy the choice into "
+            f"[tuned] (or override it with --set {unset[0]}=VALUE, which the report then "
+            "declares)")
 
 
 def weights_count(width: int, layers: int, channels: int, inputs: int = 2) -> int:
@@ -148,14 +154,18 @@ class Pretrained:
     snapshots: dict = field(default_factory=dict)
 
 
-class _Snapshots(Callback):
-    def __init__(self, steps: set[int], into: dict, t0: tuple[float, float]) -> None:
-        self.steps, self.into, self.t0 = steps, into, t0
+class Snapshots(Callback):
+    """At every step of ``steps``: ``into[step] = (layers(t.model) copied, wall s, CPU s
+    since t0 = (perf_counter, process_time))``; ``layers`` default: the encoder layers."""
+
+    def __init__(self, steps: set[int], into: dict, t0: tuple[float, float],
+                 layers: Callable = lambda model: model.encoder_layers()) -> None:
+        self.steps, self.into, self.t0, self.layers = steps, into, t0, layers
 
     def after_step(self, t, mse) -> bool:
         if t.step in self.steps:
             self.into[t.step] = ([(w.detach().clone(), b.detach().clone())
-                                  for w, b in t.model.encoder_layers()],
+                                  for w, b in self.layers(t.model)],
                                  time.perf_counter() - self.t0[0],
                                  time.process_time() - self.t0[1])
         return False
@@ -191,7 +201,7 @@ def pretrained(cfg: dict, data: str, images: torch.Tensor, *, shared: int, steps
         t0 = (time.perf_counter(), time.process_time())
         train(model, image_mse(model, images.to(dev, torch.float32),
                                value_range=cfg["value_range"]), steps, lr=cfg["lr"],
-              callbacks=[_Snapshots(want, snaps, t0)], progress=cfg["progress"],
+              callbacks=[Snapshots(want, snaps, t0)], progress=cfg["progress"],
               value_range=cfg["value_range"],
               desc=f"pretrain STRAINER-{images.shape[0]} ({data}, seed {seed})")
         return Pretrained([(w.detach(), b.detach()) for w, b in model.encoder_layers()],

@@ -1,10 +1,12 @@
 """Paper Fig. 12: 3D occupancy, STRAINER (pretrained on the embedded chairs) vs SIREN on the
 embedded statue, at width ``occupancy_width``, by running ``strainer-fast occupancy demo``
-with the preset's sizes (IoU vs step)."""
+with the preset's sizes (IoU on the full ``occupancy_res``^3 grid vs step); the JSON's
+``iou_at`` holds each method's IoU at the pre-registered ``occupancy_iou_steps``."""
 
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 
@@ -17,6 +19,16 @@ from strainer_fast.config import flat_fields
 NAME = "fig12_occupancy"
 
 
+def eval_every(cfg: dict) -> int:
+    """IoU evaluation interval: the largest that hits every ``occupancy_iou_steps`` step and
+    the last step."""
+    steps, at = cfg["occupancy_steps"], cfg["occupancy_iou_steps"]
+    if not at or min(at) < 1 or max(at) > steps:
+        raise ValueError(f"occupancy_iou_steps must lie in [1, occupancy_steps = {steps}], "
+                         f"got {at}")
+    return math.gcd(steps, *at)
+
+
 def run(cfg: dict, out: Path) -> dict:
     folder = out / NAME
     options = {f"--{name}" for name, *_ in flat_fields(cli.COMMANDS["occupancy demo"][0])}
@@ -24,7 +36,8 @@ def run(cfg: dict, out: Path) -> dict:
              "--width": cfg["occupancy_width"], "--layers": cfg["occupancy_layers"],
              "--shared": cfg["occupancy_shared"],
              "--pretrain-steps": cfg["occupancy_pretrain_steps"],
-             "--steps": cfg["occupancy_steps"], "--seed": cfg["seed"]}
+             "--steps": cfg["occupancy_steps"], "--eval-every": eval_every(cfg),
+             "--seed": cfg["seed"]}
     missing = sorted(set(sizes) - options)
     if missing:
         raise ValueError(f"occupancy demo does not take {missing}")
@@ -37,8 +50,12 @@ def run(cfg: dict, out: Path) -> dict:
         raise RuntimeError("strainer-fast occupancy demo failed (see its stderr)")
     metrics = json.loads((folder / "metrics.json").read_text())
     shown = [os.path.relpath(a, common.ROOT) if a == str(folder) else a for a in argv]
+    methods = metrics.get("methods", {})
     data = dict(machine=common.machine(cfg), command="strainer-fast " + " ".join(shown),
-                methods=metrics.get("methods", {}), wall_s=wall, cpu_s=cpu,
+                methods=methods, wall_s=wall, cpu_s=cpu,
+                iou_at={m: {str(s): d["iou"][d["step"].index(s)]
+                            for s in cfg["occupancy_iou_steps"]} for m, d in methods.items()},
+                target_occupied_fraction=metrics.get("target_occupied_fraction"),
                 config={k: cfg[k] for k in cfg if k.startswith("occupancy")})
     fig, ax = plt.subplots(figsize=(6, 4))
     for m, d in data["methods"].items():

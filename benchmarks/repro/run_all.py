@@ -135,7 +135,8 @@ CPU_CUTS = ("Cuts forced by the {budget}-minute budget on 2 CPU cores (pre-regis
             "256: the width whose SIREN comes closest to the paper's {target} dB on the "
             "validation slices among the widths whose cpu preset fits the budget (the "
             "pre-registered rule, `validate.py --part width`); the meta-learned init gets "
-            "{meta_steps} outer steps (paper: 5000), so it is a weaker baseline; the "
+            "{meta_steps} outer steps (paper: 5000), where its validation curve flattens "
+            "among the pre-registered checkpoints (`validate.py --part meta`); the "
             "{second_value_range} rows run seeds {second_seeds}; the secondary items (2-6, "
             "9-11) run at {small_size}px (inverse problems {task_size}px) on "
             "{natural_test_images} of the 4 test photos with fewer steps, one seed, and the "
@@ -189,7 +190,17 @@ def validation_lines(out: Path, cfg: dict) -> list[str]:
     else:
         lines.append("- network width: **not yet chosen** (validate.py --part width did not "
                      "finish)")
-    checked = [k for k in ("size", "strainer_lr", "width") if k in v]
+    if "meta" in v:
+        meta = v["meta"]
+        cands = "; ".join(f"{r['steps']}: {r['psnr']:.2f} dB" for r in meta["candidates"])
+        lines.append(f"- meta-learning outer steps: **{meta['chosen']}** by the rule "
+                     f"\"{meta['rule']}\" ({cands}; {meta['wall_s']:.0f} s wall, "
+                     f"{meta['cpu_s']:.0f} s CPU);")
+        agree &= meta["chosen"] == tuned["meta_steps"]
+    else:
+        lines.append("- meta-learning outer steps: **not yet chosen** (validate.py --part meta "
+                     "did not finish)")
+    checked = [k for k in ("size", "strainer_lr", "width", "meta") if k in v]
     lines += [f"- preregistration.toml `[tuned]` {'agrees' if agree else '**DISAGREES**'} with "
               f"the choices above ({', '.join(checked)} checked).", ""]
     return lines

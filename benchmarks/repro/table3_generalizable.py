@@ -4,7 +4,10 @@ of every hyponet weight from it, on the first ``gen_test_images`` MRI test slice
 ``gen_size`` px; PSNR / SSIM after the same ``gen_fit_steps`` fitting steps for every fitted
 method. TransINR / IPC (transformer ``gen_*`` settings of preregistration.toml) are trained
 on the 69 embedded MNI slices (every slice within 5 mm of a test or validation slice left
-out); their hyponet is the preset's network."""
+out) until their validation PSNR flattens: a feed-forward check on the 2 validation slices
+every ``gen_check_every`` steps, stopping at the first that gains less than
+``gen_min_gain`` dB over the previous, or at ``gen_max_steps`` (the stated budget); the
+curve and the stop reason go into the JSON. Their hyponet is the preset's network."""
 
 from __future__ import annotations
 
@@ -20,8 +23,8 @@ from strainer_fast.generalizable import fit_generalizable, train_generalizable
 
 NAME = "table3_generalizable"
 GEN_KEYS = ("gen_size", "gen_test_images", "gen_fit_steps", "gen_dim", "gen_depth",
-            "gen_heads", "gen_patch", "gen_groups", "gen_rank", "gen_steps", "gen_batch",
-            "gen_lr")
+            "gen_heads", "gen_patch", "gen_groups", "gen_rank", "gen_max_steps",
+            "gen_check_every", "gen_min_gain", "gen_batch", "gen_lr")
 
 
 def run(cfg: dict, out: Path) -> dict:
@@ -35,13 +38,16 @@ def run(cfg: dict, out: Path) -> dict:
         m, wall, cpu = common.timed(lambda kind=kind: train_generalizable(
             kind, size=size, **common.net(cfg), dim=cfg["gen_dim"], depth=cfg["gen_depth"],
             heads=cfg["gen_heads"], patch=cfg["gen_patch"], groups=cfg["gen_groups"],
-            rank=cfg["gen_rank"], steps=cfg["gen_steps"], batch=cfg["gen_batch"],
-            lr=cfg["gen_lr"], **common.opts(cfg)))
+            rank=cfg["gen_rank"], steps=cfg["gen_max_steps"], batch=cfg["gen_batch"],
+            lr=cfg["gen_lr"], validate_every=cfg["gen_check_every"],
+            min_gain=cfg["gen_min_gain"], **common.opts(cfg)))
         models[kind] = m
         training[kind] = dict(wall_s=wall, cpu_s=cpu,
                               parameters=sum(p.numel() for p in m.parameters()),
                               validation_psnr=m.meta["validation_psnr"],
-                              train_images=m.meta["train_images"])
+                              train_images=m.meta["train_images"], steps=m.meta["steps"],
+                              max_steps=m.meta["max_steps"], stop=m.meta["stop"],
+                              validation_curve=m.meta["validation_curve"])
     # STRAINER-10 and SIREN through table2's memo: with gen_size == small_size and the same
     # steps, run_all reuses table2's encoder (same key) and its SIREN fit of these slices.
     mri = "in-domain train" if not cfg.get("train") else "MRI train"

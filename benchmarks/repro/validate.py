@@ -17,15 +17,24 @@
    Chosen: the fitted width whose mean validation PSNR is closest to ``width_target_psnr``
    (ties: the narrower); if none fits the budget, the narrowest, and the result says so.
 
-``python benchmarks/repro/validate.py [--part size|strainer_lr|width] [--preset cpu]``. The
-chosen values are then copied by hand into ``[tuned]`` of preregistration.toml before the
-report runs (run_all.py checks they agree). Parts 1-2 use the preset's width, so they need
-``[tuned].width`` set first."""
+4. Outer steps of the meta-learned init (issue 29): ``meta_init`` (the preset's method,
+   inner steps, lr, side, width and value range) on the 8 tuning-train slices for the
+   largest of ``[choices].meta_checkpoints`` outer steps, its meta weights snapshotted at
+   each checkpoint; the 2 validation slices fitted for ``meta_fit_steps`` steps from each
+   snapshot. Chosen: the smallest checkpoint whose next one gains less than
+   ``meta_flat_db`` dB of mean validation PSNR (the curve has flattened), else the last.
+   Its cost in passes: ``budget.meta_validation_cost``.
+
+``python benchmarks/repro/validate.py [--part size|strainer_lr|width|meta] [--preset cpu]``.
+The chosen values are then copied by hand into ``[tuned]`` of preregistration.toml before
+the report runs (run_all.py checks they agree). Parts 1, 2 and 4 use the preset's width, so
+they need ``[tuned].width`` set first."""
 
 from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +44,7 @@ import common
 import pass_cost
 from strainer_fast.data import load_images, validation_split
 from strainer_fast.fit import fit_many
+from strainer_fast.meta import meta_init
 from strainer_fast.tasks.denoise import add_noise, denoise
 from strainer_fast.tasks.superres import downsample, superres
 
@@ -171,21 +181,65 @@ def choose_width(cfg: dict, val_paths) -> dict:
                 fit_max_minutes=fit_max, target_psnr=target, pass_steps=PASS_STEPS)
 
 
-PARTS = ("size", "strainer_lr", "width")
+def pick_meta_steps(rows: list[dict], flat_db: float) -> int:
+    """The chosen outer-step count of ``rows`` ``[{steps, psnr}]`` (any order): the smallest
+    checkpoint after which the next one gains < ``flat_db`` dB of ``psnr``, else the last."""
+    rows = sorted(rows, key=lambda r: r["steps"])
+    if not rows:
+        raise ValueError("no meta-learning checkpoint to choose from")
+    return next((a["steps"] for a, b in zip(rows, rows[1:]) if b["psnr"] - a["psnr"] < flat_db),
+                rows[-1]["steps"])
+
+
+def choose_meta_steps(cfg: dict, tune_paths, val_paths) -> dict:
+    rule = common.PREREG["choices"]
+    checkpoints, fit_steps = sorted(rule["meta_checkpoints"]), rule["meta_fit_steps"]
+    flat = rule["meta_flat_db"]
+    tune, _ = load_images(tune_paths, cfg["size"])
+    val, _ = load_images(val_paths, cfg["size"])
+    snaps: dict = {}
+    t0 = (time.perf_counter(), time.process_time())
+    meta_init(tune, cfg["meta_method"], steps=checkpoints[-1],
+              inner_steps=cfg["meta_inner_steps"], lr=cfg["lr"], **common.net(cfg),
+              **common.opts(cfg), callbacks=[common.Snapshots(
+                  set(checkpoints), snaps, t0, layers=lambda m: m.network_layers(0))])
+    rows = []
+    for steps in checkpoints:
+        layers, meta_wall, meta_cpu = snaps[steps]
+        r, wall, cpu = common.timed(lambda: fit_many(
+            val, "meta", init_weights=layers, desc=f"validation meta-{steps}",
+            **common.fit_kw(cfg, steps=fit_steps, log_every=0)))
+        rows.append(dict(steps=steps, psnr=r.final_psnr(), psnr_per_image=r.psnr[-1],
+                         meta_wall_s=meta_wall, meta_cpu_s=meta_cpu, fit_wall_s=wall,
+                         fit_cpu_s=cpu))
+        print(f"meta {steps} outer steps: {r.final_psnr():.2f} dB", file=sys.stderr, flush=True)
+    cost = budget.meta_validation_cost(cfg, len(tune), len(val))
+    return dict(rule=f"{cfg['meta_method']} ({cfg['meta_inner_steps']} inner steps, lr "
+                f"{cfg['lr']:g}) on the {len(tune)} tuning-train slices at {cfg['size']}px, "
+                f"width {cfg['width']}, value range {cfg['value_range']}, snapshotted at "
+                f"{checkpoints} outer steps; the {len(val)} validation slices fitted "
+                f"{fit_steps} steps from each; the smallest checkpoint after which the next "
+                f"gains < {flat:g} dB of mean validation PSNR, else the last",
+                candidates=rows, chosen=pick_meta_steps(rows, flat), flat_db=flat,
+                fit_steps=fit_steps, planned_passes=cost)
+
+
+PARTS = ("size", "strainer_lr", "width", "meta")
 
 
 def run(cfg: dict, out: Path, parts: tuple[str, ...] = PARTS) -> dict:
     """Runs the choices in ``parts``; each writes ``out/validation_<part>.json`` (so the
-    two can run as separate processes), then ``out/validation.json`` holds every part
+    parts can run as separate processes), then ``out/validation.json`` holds every part
     written so far."""
     tune_paths, val_paths = validation_split()
     out.mkdir(parents=True, exist_ok=True)
     if set(parts) - {"width"}:
-        common.check_tuned(cfg)  # parts 1-2 fit at the preset's width
+        common.check_tuned(cfg, allow=("meta_steps",))  # the others fit at the preset's width
     for part in parts:
         make = {"size": lambda: choose_size(cfg, val_paths),
                 "strainer_lr": lambda: choose_strainer_lr(cfg, tune_paths, val_paths),
-                "width": lambda: choose_width(cfg, val_paths)}[part]
+                "width": lambda: choose_width(cfg, val_paths),
+                "meta": lambda: choose_meta_steps(cfg, tune_paths, val_paths)}[part]
         result, wall, cpu = common.timed(make)
         result.update(wall_s=wall, cpu_s=cpu)
         (out / f"{NAME}_{part}.json").write_text(json.dumps(result, indent=1))
@@ -203,7 +257,7 @@ def run(cfg: dict, out: Path, parts: tuple[str, ...] = PARTS) -> dict:
 
 def main() -> None:
     parts = PARTS
-    if "--part" in sys.argv:  # --part size|strainer_lr|width, before the common options
+    if "--part" in sys.argv:  # --part size|strainer_lr|width|meta, before the common options
         i = sys.argv.index("--part")
         parts = (sys.argv[i + 1],)
         del sys.argv[i:i + 2]

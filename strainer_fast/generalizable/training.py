@@ -7,6 +7,7 @@ import hashlib
 import json
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -16,7 +17,7 @@ from ..cache import cache_dir
 from ..data import coord_grid, load_images, validation_split
 from ..metrics import psnr
 from ..models import resolve_device
-from ..train import Checkpointer, train
+from ..train import Callback, Checkpointer, train
 from ..train.objectives import image_points
 from ..value_range import DEFAULT_VALUE_RANGE, check_same, resolve
 from .base import GeneralizableINR
@@ -24,7 +25,7 @@ from .checkpoint import load_generalizable, make_model, save_generalizable
 from .data import augment, load_slices
 
 __all__ = ["train_generalizable", "predict", "generalizable_model", "resolve_generalizable",
-           "ARCH_KEYS"]
+           "first_flat", "ARCH_KEYS"]
 
 # Settings that shape a model (the rest of train_generalizable's arguments shape its training).
 ARCH_KEYS = ("size", "width", "layers", "w0", "dim", "depth", "heads", "patch", "groups",
@@ -37,6 +38,51 @@ def predict(model: GeneralizableINR, images: torch.Tensor) -> torch.Tensor:
     with torch.no_grad():
         out = model.render(model(images), coord_grid(h, w).to(images.device))
     return resolve(model.config["value_range"]).to_pixels(out, h, w)
+
+
+def first_flat(psnr: Sequence[float], min_gain: float) -> int | None:
+    """Index of the first validation check whose PSNR (dB) gains less than ``min_gain`` dB
+    over the check before it (a drop counts), or None: the curve has not flattened."""
+    return next((i for i in range(1, len(psnr)) if psnr[i] - psnr[i - 1] < min_gain), None)
+
+
+class _ValidationCurve(Callback):
+    """Mean feed-forward PSNR (dB) of ``model`` on ``images`` [V, H, W, C] at step 0 and every
+    ``every`` steps into ``curve`` ``{"step", "psnr"}``; with ``min_gain`` (dB) it ends the
+    run at the first check that gains less than that over the previous one
+    (``first_flat``)."""
+
+    key = "validation"
+
+    def __init__(self, model: GeneralizableINR, images: torch.Tensor, every: int,
+                 min_gain: float | None) -> None:
+        self.model, self.images, self.every, self.min_gain = model, images, every, min_gain
+        self.curve: dict[str, list] = {"step": [], "psnr": []}
+
+    def _check(self, t) -> None:
+        self.curve["step"].append(t.step)
+        self.curve["psnr"].append(float(psnr(predict(self.model, self.images),
+                                             self.images).mean()))
+
+    def begin(self, t) -> None:
+        if not self.curve["step"]:  # not resumed with a curve
+            self._check(t)
+
+    def after_step(self, t, mse) -> bool:
+        if t.step % self.every:
+            return False
+        self._check(t)
+        v, s = self.curve["psnr"], self.curve["step"]
+        if self.min_gain is not None and first_flat(v, self.min_gain) == len(v) - 1:
+            t.stop(f"flat: validation PSNR {v[-2]:.2f} -> {v[-1]:.2f} dB from step {s[-2]} "
+                   f"to {s[-1]} ({v[-1] - v[-2]:+.3f} dB < {self.min_gain:g} dB)")
+        return False
+
+    def state_dict(self) -> dict:
+        return {k: list(v) for k, v in self.curve.items()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.curve = {k: list(v) for k, v in state.items()}
 
 
 def train_generalizable(
@@ -66,6 +112,8 @@ def train_generalizable(
     out: str | Path | None = None,
     checkpoint: Checkpointer | None = None,
     value_range: str = DEFAULT_VALUE_RANGE,
+    validate_every: int = 0,
+    min_gain: float | None = None,
 ) -> GeneralizableINR:
     """Trains a ``kind`` ("transinr" or "ipc") model: each step draws ``batch`` images
     (with replacement) from ``images`` [S, size, size, C] in [0, 1] (default: the 69 embedded
@@ -79,10 +127,16 @@ def train_generalizable(
     the report's settings are the ``gen_*`` keys of
     ``benchmarks/repro/preregistration.toml``.
 
-    Returns the trained model (on the device; ``model.meta``: steps, wall time, the mean
-    feed-forward PSNR on the 2 validation slices of ``data.validation_split()``); with
-    ``out`` also saves it (``checkpoint.save_generalizable``). ``checkpoint``:
-    training-state files / resume (``train.Checkpointer``).
+    ``validate_every`` k > 0: the mean feed-forward PSNR on the 2 validation slices of
+    ``data.validation_split()`` at step 0 and every k steps (``meta["validation_curve"]``);
+    with ``min_gain`` (dB) training then stops at the first check that gains less than that
+    over the previous one, ``steps`` being the most it runs (``first_flat``).
+
+    Returns the trained model (on the device; ``model.meta``: ``steps`` trained (of
+    ``max_steps``), ``stop`` (why it ended), wall time, the mean feed-forward PSNR on the
+    validation slices, the validation curve or None); with ``out`` also saves it
+    (``checkpoint.save_generalizable``). ``checkpoint``: training-state files / resume
+    (``train.Checkpointer``).
     """
     if images is None:
         images, _ = load_slices(size)
@@ -95,7 +149,19 @@ def train_generalizable(
             raise ValueError(f"{name} must be >= 1, got {v}")
     if points < 0:
         raise ValueError(f"points must be >= 0, got {points}")
+    if validate_every < 0:
+        raise ValueError(f"validate_every must be >= 0, got {validate_every}")
+    if min_gain is not None and not validate_every:
+        raise ValueError("min_gain needs validation checks: set validate_every > 0")
     dev = resolve_device(device)
+    val, _ = load_images(validation_split()[1], size)
+    if val.shape[-1] != images.shape[-1]:
+        if validate_every:
+            raise ValueError(f"validation checks need {val.shape[-1]}-channel images (the "
+                             f"validation slices), got {images.shape[-1]} channels")
+        val = None
+    else:
+        val = val.to(dev)
     extra = dict(groups=groups) if kind == "transinr" else dict(rank=rank)
     model = make_model(kind, size=size, channels=images.shape[-1], width=width, layers=layers,
                        w0=w0, dim=dim, depth=depth, heads=heads, patch=patch, seed=seed,
@@ -117,19 +183,17 @@ def train_generalizable(
         pred = model.render(model(batch_images), coords)
         return ((pred - target) ** 2).mean(dim=(1, 2))
 
+    curve = _ValidationCurve(model, val, validate_every, min_gain) if validate_every else None
     t0 = time.perf_counter()
-    train(model, objective, steps, lr=lr, callbacks=[checkpoint] if checkpoint else (),
-          progress=progress, desc=f"train {kind}", generator=g, value_range=vr)
+    t = train(model, objective, steps, lr=lr,
+              callbacks=[c for c in (checkpoint, curve) if c is not None], progress=progress,
+              desc=f"train {kind}", generator=g, value_range=vr)
     wall = time.perf_counter() - t0
-    val, _ = load_images(validation_split()[1], size)
-    if val.shape[-1] == images.shape[-1]:
-        val = val.to(dev)
-        val_psnr = float(psnr(predict(model, val), val).mean())
-    else:
-        val_psnr = None
-    model.meta = dict(steps=steps, lr=lr, batch=batch, points=points, max_shift=shift,
-                      seed=seed, train_images=int(images.shape[0]), wall_s=wall,
-                      validation_psnr=val_psnr)
+    val_psnr = None if val is None else float(psnr(predict(model, val), val).mean())
+    model.meta = dict(steps=t.step, max_steps=steps, stop=t.stopped or f"max steps ({steps})",
+                      lr=lr, batch=batch, points=points, max_shift=shift, seed=seed,
+                      train_images=int(images.shape[0]), wall_s=wall, validation_psnr=val_psnr,
+                      validation_curve=None if curve is None else curve.curve)
     if out is not None:
         save_generalizable(model, out, **model.meta)
     return model

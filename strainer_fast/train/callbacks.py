@@ -77,7 +77,7 @@ class Progress(Callback):
 
     def after_step(self, t: Trainer, mse: torch.Tensor) -> bool:
         self.bar.update(1)
-        if t.step % self.every == 0 or t.step == t.steps:
+        if t.step % self.every == 0 or t.at_last_step(t.step):
             self.bar.set_postfix(psnr=f"{self.value_range.psnr(mse).mean().item():.2f}")
         return False
 
@@ -96,7 +96,8 @@ def _all_finite(model: torch.nn.Module) -> bool:
 class DivergenceGuard(Callback):
     """Rolls back to the last good state on a non-finite loss or weight.
 
-    The loss flag is read every ``check_every`` steps, at the last step and whenever a
+    The loss flag is read every ``check_every`` steps, at the last step (also one a
+    callback ``stop`` s at: the guard runs after the default-order callbacks) and whenever a
     snapshot is due (every ``snapshot_every`` steps and before every saved training state);
     weights are checked at snapshots. A roll-back restores the snapshot, multiplies the
     learning rates by ``lr_factor`` and prints one line; after ``max_restores`` it raises
@@ -126,7 +127,7 @@ class DivergenceGuard(Callback):
         step = t.step
         snapshot = step % self.snapshot_every == 0 or any(c.wants_state(step)
                                                           for c in t.callbacks)
-        if not (snapshot or step % self.check_every == 0 or step == t.steps):
+        if not (snapshot or step % self.check_every == 0 or t.at_last_step(step)):
             return False
         if not t.loss_finite():
             return self._restore(t, f"non-finite loss at or before step {step}")

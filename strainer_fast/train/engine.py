@@ -76,7 +76,9 @@ class Trainer:
     ``generator``: the random source of the objective (e.g. point batches), saved with the
     training state so that a resumed run draws the same batches. ``log_every``: the log
     points of ``Callback.log`` (0: only the first and the last step). ``wall`` is the
-    cumulative training time in seconds, log-point work (metrics) excluded.
+    cumulative training time in seconds, log-point work (metrics) excluded. A callback may
+    end the run early with ``stop(reason)``: the step it is called at becomes the last (a
+    log point); ``stopped`` then holds the reason (None for a run of all ``steps``).
     """
 
     def __init__(self, model: nn.Module, objective: Callable[[int], torch.Tensor], steps: int,
@@ -92,6 +94,7 @@ class Trainer:
         self.step, self.wall = 0, 0.0
         self.nonfinite: torch.Tensor | None = None  # device flag: a non-finite loss was seen
         self.verified: dict | None = None  # the last state the divergence guard checked
+        self.stopped: str | None = None
         self._tick = 0.0
 
     # -- state ------------------------------------------------------------------------
@@ -114,6 +117,7 @@ class Trainer:
                 c.load_state_dict(copy.deepcopy(state["callbacks"][c.key]))
         self.step, self.wall = state["step"], state["wall"]
         self.nonfinite = None
+        self.stopped = None  # a roll-back goes on from the restored step
 
     def loss_finite(self) -> bool:
         """Whether every loss since the last call was finite (one host sync); resets."""
@@ -121,9 +125,18 @@ class Trainer:
         self.nonfinite = None
         return not bad
 
+    def stop(self, reason: str) -> None:
+        """Ends the run after the current step (its other callbacks and its log point still
+        run); ``reason`` goes to ``stopped``."""
+        self.stopped = reason
+
+    def at_last_step(self, step: int) -> bool:
+        """Whether ``step`` ends the run: ``steps`` reached, or a callback called ``stop``."""
+        return step == self.steps or self.stopped is not None
+
     def at_log_point(self, step: int) -> bool:
-        return step == 0 or step == self.steps or bool(self.log_every
-                                                       and step % self.log_every == 0)
+        return step == 0 or self.at_last_step(step) or bool(self.log_every
+                                                            and step % self.log_every == 0)
 
     # -- the loop ---------------------------------------------------------------------
     def _log(self) -> None:
@@ -142,7 +155,7 @@ class Trainer:
         self._tick = time.perf_counter()
         if self.at_log_point(self.step):
             self._log()
-        while self.step < self.steps:
+        while self.step < self.steps and self.stopped is None:
             self.opt.zero_grad(set_to_none=True)
             mse = self.objective(self.step)
             loss = mse.sum()
