@@ -70,7 +70,7 @@ bench: install
 	$(PY) benchmarks/bench_cpu_step.py
 
 # Paper reproduction -> docs/repro-report.md + docs/repro/. Settings:
-# benchmarks/repro/preregistration.toml. repro: preset cpu (161 CPU min measured, ~80 min on 2 free cores);
+# benchmarks/repro/preregistration.toml. repro: preset cpu (74 min measured on 2 free cores);
 # repro-paper: the paper's sizes, for a GPU; repro-validate: the choices made on the
 # validation split (docs/repro/validation.json), run before the report.
 # repro and repro-paper continue an interrupted run (items finished with the same settings are

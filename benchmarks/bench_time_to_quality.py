@@ -20,8 +20,11 @@ Methods (same network: 2 -> sine layers of ``--width`` -> 1, w0 30; Adam; full g
   ``STRAINER-10 lr=L + MODE``: STRAINER-10 at the recipe's lr without / with its stabiliser.
   These rows run ``--recipe-steps`` steps without early stop, so drops after step 100 show.
 - the strongest plain-PyTorch peer, at that same SIREN recipe (alpha, lr, stabiliser, steps):
-  ``eager batched SIREN ...`` (``paper_style.BatchedSiren``: the K networks' weights stacked,
-  one ``baddbmm`` + ``sin`` per layer, no loop over signals; last iterate) and
+  ``eager loop SIREN ...`` (``paper_style.EagerStrainer`` with no encoder: one module per
+  layer, the K networks looped over in Python, as the authors' library writes them; last
+  iterate), ``eager batched SIREN ...`` (``paper_style.BatchedSiren``: the K networks'
+  weights stacked, one ``baddbmm`` + ``sin`` per layer, no loop over signals; last iterate)
+  and
   ``torch.compile batched SIREN ...`` (the same module through ``torch.compile``; its
   compilation, paid once per process, is in its wall time and reported apart as
   ``compile_s``: the first step's time less a median step's). Every library row's wall time
@@ -217,9 +220,10 @@ def main() -> None:
             f" + {mode}" if mode != "off" else "")
         nets = [initial_model("siren", k, channels, weight_scale=recipe["alpha"],
                               **net).network_layers(i) for i in range(k)]
-        run(f"eager batched {suffix}", BatchedSiren(nets, w0=30.0), None, lr=lr, steps=n,
-            stabilize=mode, peer=True)
-        peers.append(f"eager batched {suffix}")
+        for name, peer in ((f"eager loop {suffix}", EagerStrainer([], nets, w0=30.0)),
+                           (f"eager batched {suffix}", BatchedSiren(nets, w0=30.0))):
+            run(name, peer, None, lr=lr, steps=n, stabilize=mode, peer=True)
+            peers.append(name)
         if not args.no_compile:
             name = f"torch.compile batched {suffix}"
             try:

@@ -142,11 +142,29 @@ def occupancy_bench() -> str:
                      + " | ".join(f"{run['iou_at'][str(s)]:.3f}" for s in at)
                      + f" | {run['wall_at'][str(at[-1])]:.1f} |")
     cfg = r["settings"]
-    return ("\n".join(lines) + f"\n\n{cfg['res']}^3 grid, width {cfg['width']}, "
+    return ("\n".join(lines) + "\n\n" + occupancy_verdict(r) + f"\n\n{cfg['res']}^3 grid, "
+            f"width {cfg['width']}, "
             f"{cfg['layers']} layers ({cfg['shared']} shared), {cfg['points']} points a step, "
             f"seed {cfg['seed']}; STRAINER: encoder pretrained {cfg['pretrain_steps']} steps on "
             "the 7 chairs that are neither the validation chair nor held out.\n\n"
             + source_line(path, r["machine"]))
+
+
+def occupancy_verdict(r: dict, step: int = 150) -> str:
+    """Plain statement: is STRAINER's IoU at ``step`` ahead of SIREN's, per target, at the
+    fast recipe (issue 24's occupancy target)? Level means equal to 3 decimals."""
+    iou = {(run["target"], run["init"]): run["iou_at"][str(step)]
+           for run in r["runs"].values() if run["recipe"] == "fast"}
+    parts = {"ahead": [], "level": [], "behind": []}
+    for target in dict.fromkeys(t for t, _ in iou):
+        s, n = iou.get((target, "strainer")), iou.get((target, "siren"))
+        if s is None or n is None:
+            continue
+        side = ("level" if round(s, 3) == round(n, 3) else "ahead" if s > n else "behind")
+        parts[side].append(f"{target} ({s:.3f} vs {n:.3f})")
+    said = [f"{side} on {', '.join(v)}" for side, v in parts.items() if v]
+    return (f"At the fast recipe, STRAINER's IoU at step {step} against SIREN's: "
+            + "; ".join(said) + ".") if said else "No fast-recipe pair measured."
 
 
 def memory() -> str:
@@ -299,6 +317,15 @@ def repro_sources() -> str:
     return "\n".join(rows)
 
 
+def repro_summary() -> str:
+    """The reproduction at a glance: regime, in-domain rows per value range, weak claims."""
+    import run_all
+
+    path = REPRO / "fig2_in_domain.json"
+    return (run_all.summary(REPRO, load(REPRO / "status.json")) + "\n\n"
+            + source_line(path, load(path)["machine"]))
+
+
 FIGURES = ("time_to_quality.png", "memory.png")  # benchmarks/results/ -> docs/generated/
 
 TABLES: dict[str, Callable[[], str]] = {
@@ -315,6 +342,7 @@ TABLES: dict[str, Callable[[], str]] = {
     "tasks.md": tasks,
     "gpu_check.md": gpu_check,
     "repro_sources.md": repro_sources,
+    "repro_summary.md": repro_summary,
 }
 
 

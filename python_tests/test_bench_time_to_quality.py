@@ -52,10 +52,10 @@ def test_tuning_parts_and_time_to_quality_at_toy_size(tmp_path):
     runs["eager SIREN (paper-style)"] = eager
     peers = result["peers"]
     suffix = f"SIREN alpha={recipe['alpha']:g} lr={recipe['lr']:g} + cosine"
-    assert peers[0] == f"eager batched {suffix}"
+    assert peers[:2] == [f"eager loop {suffix}", f"eager batched {suffix}"]
     if result["compile_error"] is None:
-        assert peers[1:] == [f"torch.compile batched {suffix}"]
-        assert runs[peers[1]]["compile_s"] >= 0
+        assert peers[2:] == [f"torch.compile batched {suffix}"]
+        assert runs[peers[2]]["compile_s"] >= 0
     for p in peers:
         assert runs[p]["steps"] == 5 and runs[p]["keep"] == "last"
         assert runs[p]["stabilize"] == "cosine"

@@ -99,15 +99,18 @@ def fig2(d: dict) -> tuple[list[str], list[Claim]]:
         "(seeds per row in the table).**", ""]
     lines += [d["capacity"] + ".", "",
               f"| init | value range | seeds | PSNR @ step {early} (dB) | final PSNR @ step "
-              f"{steps[-1]} (dB) | final SSIM | steps to reach SIREN's final PSNR | init cost: "
-              "wall / CPU (s) | paper, CelebA-HQ, PSNR @ 2000 (dB) |",
-              "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+              f"{steps[-1]} (dB) | final SSIM | steps to reach SIREN's final PSNR | drops > 1 dB "
+              "after step 100 | init cost: wall / CPU (s) | paper, CelebA-HQ, PSNR @ 2000 "
+              "(dB) |",
+              "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for m, per in runs.items():
         if not per:
             continue
         target = targets.get(value_range(m), {})
         reach = [steps_to_reach(r, target[s]) for s, r in per.items() if s in target]
         reach_txt = ", ".join("never" if x is None else str(x) for x in reach)
+        drops_txt = ", ".join(str(sum(r["drops_after_100"]["count"])) if "drops_after_100" in r
+                              else "-" for r in per.values())
         cost = d["init_cost"].get(m, {})
         cost_txt = ("-" if not cost else
                     f"{np.mean([c['wall_s'] for c in cost.values()]):.0f} / "
@@ -116,15 +119,17 @@ def fig2(d: dict) -> tuple[list[str], list[Claim]]:
             f"| {names.get(m, m)} | {value_range(m)} | {len(per)} "
             f"| {_ms([_at(r, early) for r in per.values()])} "
             f"| {_ms([r['psnr'][-1] for r in per.values()])} "
-            f"| {_ms([r['ssim'][-1] for r in per.values()], '.4f')} | {reach_txt} | {cost_txt} "
+            f"| {_ms([r['ssim'][-1] for r in per.values()], '.4f')} | {reach_txt} | {drops_txt} "
+            f"| {cost_txt} "
             f"| {f'{paper[m]:.1f}' if m in paper else '-'} |")
     lines += ["", "Mean +- standard deviation over seeds of the per-seed mean over test images; "
               "steps to reach: the first logged step whose mean PSNR is at least SIREN's final "
-              "mean PSNR of the same seed and value range (one entry per seed). Value range: "
+              "mean PSNR of the same seed and value range (one entry per seed); drops: the "
+              "falls of more than 1 dB in an image's per-step training PSNR after the first 100 "
+              "steps, summed over the test images (one entry per seed). Value range: "
               "of the fitted targets (unit: [0, 1] as loaded, the authors' protocol; signed: "
               "[-1, 1]); PSNR is on [0, 1] pixels either way. Init cost: pretraining / "
-              "meta-learning / SIREN-ft fitting time, measured while other jobs shared the "
-              "cores (CPU time is the process's)."]
+              "meta-learning / SIREN-ft fitting time (CPU time is the process's)."]
     finals = {m: {s: _final(r) for s, r in per.items()} for m, per in runs.items() if per}
     claims = []
     second = [(rows["strainer-10"], rows["siren"]) for vr, rows in

@@ -206,6 +206,66 @@ def validation_lines(out: Path, cfg: dict) -> list[str]:
     return lines
 
 
+RANGE_NAMES = {"unit": "[0, 1]", "signed": "[-1, 1]"}  # value range -> what it means
+
+
+def summary(out: Path, status: dict) -> str:
+    """The reproduction at a glance (the docs page's summary), from ``out``/<item>.json: the
+    regime next to the paper's, the in-domain rows in each value range, and every claim
+    that is not supported or only partly. Items whose JSON is missing are named."""
+    path = out / f"{fig2_in_domain.NAME}.json"
+    if not path.exists():
+        return "**No in-domain result yet** (`docs/repro/fig2_in_domain.json` is missing)."
+    d = json.loads(path.read_text())
+    c, runs, paper = d["config"], d["runs"], d["paper_psnr"]
+    first = c.get("value_range", "signed")
+    rows = d.get("protocol_rows", {first: {m: m for m in runs}})
+    ranges = list(rows)
+
+    def mean(row: str | None) -> str:
+        finals = [r["psnr"][-1] for r in runs.get(row or "", {}).values()]
+        return claims._ms(finals) if finals else "-"
+
+    wall = sum(st.get("wall_s", 0) for st in status.values()) / 60
+    lines = [f"Regime: {d['data']}; {c['size']} px, network width {c['width']} (the paper: "
+             f"256), {c['layers']} layers, {c['pretrain_steps']} pretraining / {c['steps']} "
+             f"fitting steps, Adam {c['lr']:g}, seeds {c['seeds']}; machine: {d['machine']}; "
+             f"{wall:.0f} min wall for the whole report. The paper: CelebA-HQ faces, 178 px "
+             "RGB, width 256, pixels in [0, 1] as its authors' code loads them.", "",
+             "| init (final PSNR, dB) | " + " | ".join(f"here, targets in {RANGE_NAMES[r]}"
+                                                   for r in ranges)
+             + " | the paper |", "| --- |" + " ---: |" * (len(ranges) + 1)]
+    second = {row for vr in ranges[1:] for row in rows[vr].values()}
+    for m in runs:
+        if m in second:
+            continue  # a second-protocol row: shown in its method's line
+        cells = [mean(m if vr == first else rows[vr].get(m)) for vr in ranges]
+        ref = f"{paper[m]:.1f}" if m in paper else "-"
+        lines.append(f"| {m} | {' | '.join(cells)} | {ref} |")
+    verdicts: dict[str, list[str]] = {}
+    missing = []
+    for key, item in ITEMS.items():
+        p = out / f"{item.module.NAME}.json"
+        if not p.exists() or status.get(key, {}).get("error"):
+            missing.append(item.title.split(" (")[0])
+            continue
+        for cl in item.rule(json.loads(p.read_text()))[1]:
+            verdicts.setdefault(cl.verdict, []).append(
+                f"{item.title.split(' (')[0]}: {cl.claim} ({cl.evidence})")
+    counts = ", ".join(f"{len(verdicts.get(v, []))} {v}"
+                       for v in ("supported", "partly", "not supported"))
+    n_claims = sum(map(len, verdicts.values()))
+    lines += ["", "Mean +- standard deviation over seeds (a row without one ran one seed); "
+              "PSNR on [0, 1] pixels in every column.", "",
+              f"Claims ({n_claims}): {counts}, decided by the rules in "
+              "`benchmarks/repro/claims.py`"
+              + (f"; not measured: {', '.join(missing)}" if missing else "") + "."]
+    for v in ("not supported", "partly"):
+        if verdicts.get(v):
+            lines += ["", f"**{v.capitalize()}:**", ""] + [f"- {x}" for x in verdicts[v]]
+    return "\n".join(lines)
+
+
 def write_report(out: Path, cfg: dict, status: dict, path: Path) -> None:
     """Renders the report from ``out``/<item>.json and the run ``status``."""
     when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
@@ -232,8 +292,8 @@ def write_report(out: Path, cfg: dict, status: dict, path: Path) -> None:
         f"({', '.join(measured) or 'none'}); the others say *not measured*.", "",
         f"Measured items took {wall / 60:.1f} min wall, {cpu / 60:.1f} min process CPU time "
         "in total. "
-        + ("The cores were shared with other jobs during the run, so wall times are upper "
-           "bounds; CPU times are this process's own." if "CPU" in common.machine(cfg) else ""),
+        + "CPU times are this process's own; whether the machine was idle during the run is "
+        "said in the run notes below.",
         "",
         "Pre-registered: presets, seeds, splits, tuned defaults and their selection rules are "
         "in `benchmarks/repro/preregistration.toml`, fixed before this run. "
