@@ -358,13 +358,11 @@ IOU_MARGIN = 0.01
 
 
 def fig12(d: dict) -> tuple[list[str], list[Claim]]:
-    """IoU at the pre-registered steps (``iou_at``; a JSON without it: the final IoU) per
-    init; one claim per step: STRAINER's IoU above SIREN's."""
+    """IoU at the pre-registered steps (``iou_at``) per init; one claim per step: STRAINER's
+    IoU above SIREN's."""
     ms = d["methods"]
     command = (f"Command: `{d['command']}` (wall {d['wall_s']:.0f} s, CPU {d['cpu_s']:.0f} s, "
                "incl. pretraining on the chairs).")
-    if "iou_at" not in d:  # a JSON from before issue 29 (until docs/repro is re-run)
-        return _fig12_final_only(command, ms)
     at = d["iou_at"]
     steps = sorted({int(s) for v in at.values() for s in v})
     lines = [command + " IoU at 0.5 on the full grid; the last step's is of the returned "
@@ -384,21 +382,6 @@ def fig12(d: dict) -> tuple[list[str], list[Claim]]:
                            "not supported", f"IoU {a:.3f} vs {b:.3f}",
                            f"supported if >= {IOU_MARGIN} higher, partly if higher"))
     return lines, found
-
-
-def _fig12_final_only(command: str, ms: dict) -> tuple[list[str], list[Claim]]:
-    """``fig12`` of a JSON without ``iou_at``: the first and the final IoU, one claim."""
-    lines = [command, "", "| init | IoU @ first eval | final IoU |", "| --- | ---: | ---: |"]
-    lines += [f"| {m} | {v['iou'][0]:.3f} | {v['iou'][-1]:.3f} |" for m, v in ms.items()
-              if v.get("iou")]
-    if not {"siren", "strainer"} <= ms.keys():
-        return lines, [Claim("STRAINER beats SIREN at 3D occupancy", "not measured",
-                             "no curves for siren and strainer", "-")]
-    a, b = ms["strainer"]["iou"][-1], ms["siren"]["iou"][-1]
-    return lines, [Claim("STRAINER beats SIREN at 3D occupancy (final IoU)",
-                         "supported" if a - b >= IOU_MARGIN else "partly" if a > b else
-                         "not supported", f"IoU {a:.3f} vs {b:.3f}",
-                         f"supported if >= {IOU_MARGIN} higher, partly if higher")]
 
 
 def _gen_at(m: dict, key: str, step: int) -> float:
@@ -422,13 +405,11 @@ def table3(d: dict) -> tuple[list[str], list[Claim]]:
     lines += ["", f"Reduced scale: transformers of width {c['gen_dim']}, depth {c['gen_depth']}, "
               f"{c['gen_heads']} heads, patch {c['gen_patch']} (TransINR: {c['gen_groups']} "
               f"weight tokens per layer; IPC: rank {c['gen_rank']}, layer 2 modulated), "
-              + (f"trained on {c['gen_batch']} augmented images a step at lr "
-                 f"{c['gen_lr']:g} until their feed-forward validation PSNR flattens (a check "
-                 f"every {c['gen_check_every']} steps, stopping at the first that gains < "
-                 f"{c['gen_min_gain']:g} dB over the previous one, or at the budget of "
-                 f"{c['gen_max_steps']} steps)" if "gen_max_steps" in c else  # before issue 29
-                 f"{c['gen_steps']} steps of {c['gen_batch']} augmented images at lr "
-                 f"{c['gen_lr']:g}")
+              + f"trained on {c['gen_batch']} augmented images a step at lr "
+              f"{c['gen_lr']:g} until their feed-forward validation PSNR flattens (a check "
+              f"every {c['gen_check_every']} steps, stopping at the first that gains < "
+              f"{c['gen_min_gain']:g} dB over the previous one, or at the budget of "
+              f"{c['gen_max_steps']} steps)"
               + "; the papers train 42M-parameter transformers for days on 4 GPUs, so these "
               "are weak baselines. Hyponet: the preset's network (width "
               f"{c['width']}, {c['layers']} layers). TTO: Adam at the fitting lr {c['lr']:g} on "
@@ -439,13 +420,7 @@ def table3(d: dict) -> tuple[list[str], list[Claim]]:
               f"slices chose nothing. Machine: {d['machine']}, {d['threads']} torch "
               "thread(s).", ""]
     for kind, t in d["training"].items():
-        curve = t.get("validation_curve")
-        if curve is None:  # before issue 29: a fixed step count, no curve
-            lines.append(f"- {kind}: {t['parameters']:,} parameters, trained on "
-                         f"{t['train_images']} slices in {t['wall_s']:.0f} s wall / "
-                         f"{t['cpu_s']:.0f} s CPU; validation PSNR (2 validation slices, "
-                         f"feed-forward) {t['validation_psnr']:.2f} dB")
-            continue
+        curve = t["validation_curve"]
         lines.append(f"- {kind}: {t['parameters']:,} parameters, trained on "
                      f"{t['train_images']} slices for {t['steps']} of at most "
                      f"{t['max_steps']} steps in {t['wall_s']:.0f} s wall / "
