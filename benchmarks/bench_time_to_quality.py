@@ -45,10 +45,20 @@ wall time); the eager baseline its last, as the authors' library does. Per metho
 records drops > 1 dB (``stability.drop_stats`` of the per-slice curves) from step 0 and after
 step 100, and the returned weights' full-grid PSNR against the best PSNR of the curve.
 
-    python benchmarks/bench_time_to_quality.py [--slices 1] [--width 64] [--stabilize MODE]
+``--rows recipe`` runs only the baseline, the recipe rows with their validated stabiliser
+and the peers (for wide networks, where every row costs minutes); ``--recipe-early-stop``
+stops those rows at the highest target too.
 
-Writes benchmarks/results/time_to_quality.{json,md,png}. Run it alone, at normal priority,
-with no other jobs on the cores (its results are wall-time ratios).
+    python benchmarks/bench_time_to_quality.py [--slices 1] [--width 64] [--stabilize MODE]
+    python benchmarks/bench_time_to_quality.py --slices 2 --width 256 --rows recipe \
+        --recipe-early-stop --out benchmarks/results/time_to_quality_w256
+
+Writes ``<out>.{json,md,png}`` (default benchmarks/results/time_to_quality). Resumable: every
+finished row (and the STRAINER pretraining, encoder included) goes to
+``<out>.partial.json`` / ``.partial.pt`` at once; a run with the same settings continues from
+them (``--fresh``: start over), and the JSON records per row the process that measured it.
+Run it alone, at normal priority, with no other jobs on the cores (its results are wall-time
+ratios).
 """
 
 from __future__ import annotations
@@ -59,6 +69,7 @@ import os
 import platform
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -109,6 +120,41 @@ def tuned(path: Path, wait_s: float) -> dict:
     return json.loads(path.read_text())
 
 
+class Partial:
+    """The rows finished so far (``<out>.partial.json``) and the pretrained encoders
+    (``<out>.partial.pt``), kept while the benchmark runs so that a run cut short continues:
+    ``settings`` must equal the stored ones, else (or with ``fresh``) it starts over."""
+
+    def __init__(self, out: Path, settings: dict, fresh: bool) -> None:
+        self.json, self.pt = out.with_suffix(".partial.json"), out.with_suffix(".partial.pt")
+        self.settings = settings
+        state = json.loads(self.json.read_text()) if self.json.is_file() and not fresh else {}
+        if state.get("settings") != settings:
+            state = {}
+        self.runs: dict[str, dict] = state.get("runs", {})
+        self.pretrain_s: dict[str, float] = state.get("pretrain_s", {})
+        self.compile_error: str | None = state.get("compile_error")
+        self.process = state.get("processes", 0) + 1
+        self.encoders: dict[str, Any] = (torch.load(self.pt, weights_only=False)
+                                         if state and self.pt.is_file() else {})
+        if self.runs or self.pretrain_s:
+            print(f"continuing from {self.json}: {len(self.runs)} row(s) done "
+                  f"({', '.join(self.runs)}); process {self.process}", flush=True)
+
+    def save(self) -> None:
+        self.json.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(self.encoders, self.pt)
+        state = dict(settings=self.settings, processes=self.process, runs=self.runs,
+                     pretrain_s=self.pretrain_s, compile_error=self.compile_error)
+        tmp = self.json.with_suffix(".tmp")
+        tmp.write_text(json.dumps(state))
+        tmp.replace(self.json)
+
+    def remove(self) -> None:
+        self.json.unlink(missing_ok=True)
+        self.pt.unlink(missing_ok=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size", type=int, default=178)
@@ -140,29 +186,45 @@ def main() -> None:
                     help="the stabiliser grid's results: key 'chosen', a mode or "
                          "{siren: MODE, strainer: MODE}")
     ap.add_argument("--recipe-steps", type=int, default=500,
-                    help="steps of the recipe rows (no early stop)")
+                    help="steps of the recipe rows (no early stop unless --recipe-early-stop)")
+    ap.add_argument("--recipe-early-stop", action="store_true",
+                    help="the recipe rows and the peers stop at the highest target too")
+    ap.add_argument("--rows", choices=("all", "recipe"), default="all",
+                    help="recipe: only the baseline, the recipe rows with their validated "
+                         "stabiliser, and the peers")
     ap.add_argument("--out", default=str(RESULTS / "time_to_quality"))
+    ap.add_argument("--fresh", action="store_true",
+                    help="ignore the rows a former run with these settings left in "
+                         "<out>.partial.json")
     args = ap.parse_args()
     stab = stabilizers(args.stabilize, Path(args.stabilizer_json))  # before hours of runs
+    if args.rows == "recipe" and args.compose:
+        raise SystemExit("--compose adds a paper-lr row; it does not go with --rows recipe")
     train_paths, test_paths = default_split()
     test, names = load_images(test_paths[: args.slices], args.size)
     k, channels = test.shape[0], test.shape[-1]
     net = dict(width=args.width, layers=args.layers, w0=30.0)
     load_start = os.getloadavg()
-    runs: dict[str, dict] = {}
+    out = Path(args.out)
+    partial = Partial(out, {a: v for a, v in vars(args).items() if a != "fresh"}, args.fresh)
+    runs = partial.runs
     peers: list[str] = []  # the plain-PyTorch rows at the SIREN recipe
-    compile_error = None
-    pretrain_s: dict[str, float] = {}
+    pretrain_s = partial.pretrain_s
     pretrained: dict[str, str] = {}  # row -> the pretraining (pretrain_s key) it uses
+    all_rows = args.rows == "all"
 
     def run(name: str, model: torch.nn.Module, stop: float | None, lr: float = args.lr,
             steps: int | None = None, stabilize: str = "off", peer: bool = False) -> None:
+        if name in runs:
+            return
         steps = steps or (args.steps if name == EAGER else (args.cap or args.steps))
         keep = "last" if name == EAGER or peer else "best"
         vr = args.baseline_value_range if name == EAGER else args.value_range
         runs[name] = dict(fit_until(model, test, max_steps=steps, lr=lr, stop_psnr=stop,
                                     stabilize=stabilize, keep=keep, value_range=vr),
-                          lr=lr, stabilize=stabilize, keep=keep, early_stop=stop is not None)
+                          lr=lr, stabilize=stabilize, keep=keep, early_stop=stop is not None,
+                          process=partial.process)
+        partial.save()
         c = runs[name]
         print(f"{name}: {c['steps']} steps, {c['wall_s'][-1]:.1f} s, {c['psnr'][-1]:.2f} dB; "
               f"returned {sum(c['returned_psnr']) / k:.2f} dB, "
@@ -175,46 +237,56 @@ def main() -> None:
     targets = {"30 dB": 30.0, "40 dB": 40.0,
                f"SIREN@{args.steps} ({runs[EAGER]['psnr'][-1]:.2f} dB)": runs[EAGER]["psnr"][-1]}
     stop = max(targets.values())
-    run("SIREN (fused exact)", initial_model("siren", k, channels, **net), stop)
     bf16 = bool(ops.CPU_HAS_NATIVE_BF16)
-    if bf16:
-        run("SIREN (fused bf16)", initial_model("siren", k, channels, precision="bf16", **net),
-            stop)
+    if all_rows:
+        run("SIREN (fused exact)", initial_model("siren", k, channels, **net), stop)
+        if bf16:
+            run("SIREN (fused bf16)", initial_model("siren", k, channels, precision="bf16",
+                                                    **net), stop)
     train, _ = load_images(train_paths, args.size)
     arch = dict(net, shared=args.shared)
 
-    def strainer(name: str, a: float):
-        t0 = time.perf_counter()
-        enc = pretrain(train, steps=args.pretrain_steps, lr=args.lr, weight_scale=a,
-                       progress=False, value_range=args.value_range, **arch).encoder()
-        pretrain_s[name] = time.perf_counter() - t0
-        print(f"{name}: pretraining {pretrain_s[name]:.1f} s", flush=True)
-        pretrained[name] = name
-        run(name, initial_model(enc, k, channels), stop)
+    def strainer(name: str, a: float, row: bool = True):
+        if name not in partial.encoders:
+            t0 = time.perf_counter()
+            partial.encoders[name] = pretrain(
+                train, steps=args.pretrain_steps, lr=args.lr, weight_scale=a, progress=False,
+                value_range=args.value_range, **arch).encoder()
+            pretrain_s[name] = time.perf_counter() - t0
+            partial.save()
+            print(f"{name}: pretraining {pretrain_s[name]:.1f} s", flush=True)
+        enc = partial.encoders[name]
+        if row:
+            pretrained[name] = name
+            run(name, initial_model(enc, k, channels), stop)
         return enc
 
-    enc10 = strainer("STRAINER-10", 1.0)
+    enc10 = strainer("STRAINER-10", 1.0, row=all_rows)
     choice = tuned(Path(args.tuned), args.wait_alpha) if args.alpha is None else {}
     alpha = args.alpha if args.alpha is not None else float(choice["chosen_alpha"])
-    run(f"SIREN alpha={alpha:g}",
-        initial_model("siren", k, channels, weight_scale=alpha, **net), stop)
+    if all_rows:
+        run(f"SIREN alpha={alpha:g}",
+            initial_model("siren", k, channels, weight_scale=alpha, **net), stop)
     if args.compose:
         strainer(f"STRAINER-10 alpha={alpha:g}", alpha)
     recipe = choice.get("chosen_recipe")
+    if not recipe and not all_rows:
+        raise SystemExit(f"--rows recipe needs a chosen_recipe in {args.tuned}")
     if recipe:
         lr, n = recipe["lr"], args.recipe_steps
+        rstop = stop if args.recipe_early_stop else None
         rows = {"siren": (f"SIREN alpha={recipe['alpha']:g} lr={lr:g} (validation recipe)",
                           lambda: initial_model("siren", k, channels,
                                                 weight_scale=recipe["alpha"], **net)),
                 "strainer": (f"STRAINER-10 lr={lr:g}", lambda: initial_model(enc10, k,
                                                                              channels))}
         for kind, (name, model) in rows.items():
-            names_stab = [(name, "off")] + ([(f"{name} + {stab[kind]}", stab[kind])]
-                                            if stab[kind] != "off" else [])
+            names_stab = ([(name, "off")] if all_rows or stab[kind] == "off" else []) + (
+                [(f"{name} + {stab[kind]}", stab[kind])] if stab[kind] != "off" else [])
             for row, mode in names_stab:
                 if kind == "strainer":
                     pretrained[row] = "STRAINER-10"
-                run(row, model(), None, lr=lr, steps=n, stabilize=mode)
+                run(row, model(), rstop, lr=lr, steps=n, stabilize=mode)
         mode = stab["siren"]
         suffix = f"SIREN alpha={recipe['alpha']:g} lr={lr:g}" + (
             f" + {mode}" if mode != "off" else "")
@@ -222,18 +294,23 @@ def main() -> None:
                               **net).network_layers(i) for i in range(k)]
         for name, peer in ((f"eager loop {suffix}", EagerStrainer([], nets, w0=30.0)),
                            (f"eager batched {suffix}", BatchedSiren(nets, w0=30.0))):
-            run(name, peer, None, lr=lr, steps=n, stabilize=mode, peer=True)
+            run(name, peer, rstop, lr=lr, steps=n, stabilize=mode, peer=True)
             peers.append(name)
         if not args.no_compile:
             name = f"torch.compile batched {suffix}"
             try:
-                run(name, torch.compile(BatchedSiren(nets, w0=30.0)), None, lr=lr, steps=n,
-                    stabilize=mode, peer=True)
-                runs[name]["compile_s"] = compile_seconds(runs[name]["wall_s"])
-                peers.append(name)
+                if name not in runs and partial.compile_error is None:
+                    run(name, torch.compile(BatchedSiren(nets, w0=30.0)), rstop, lr=lr,
+                        steps=n, stabilize=mode, peer=True)
+                    runs[name]["compile_s"] = compile_seconds(runs[name]["wall_s"])
+                    partial.save()
             except Exception as exc:  # noqa: BLE001  recorded, the other rows stand
-                compile_error = f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}"
-                print(f"{name}: failed ({compile_error})", flush=True)
+                partial.compile_error = (f"{type(exc).__name__}: "
+                                         f"{str(exc).splitlines()[0][:300]}")
+                partial.save()
+                print(f"{name}: failed ({partial.compile_error})", flush=True)
+            if name in runs:
+                peers.append(name)
 
     n_test = len(test_paths)
     table, strongest = {}, {}
@@ -267,7 +344,7 @@ def main() -> None:
                      strainer_fast=strainer_fast.__version__,
                      load_average_start=list(load_start), load_average_end=list(os.getloadavg())),
         settings=dict({k: v for k, v in vars(args).items()
-                       if k not in ("out", "tuned", "stabilizer_json")},
+                       if k not in ("out", "tuned", "stabilizer_json", "fresh")},
                       alpha=alpha, recipe=recipe, stabilizers=stab, slices=names,
                       amortised_over=n_test, drop_start=DROP_START,
                       values=f"targets in {resolve(args.value_range)}; PSNR on [0, 1] pixels "
@@ -275,18 +352,19 @@ def main() -> None:
         targets=targets,
         peers=peers,
         strongest_peer=strongest,
-        compile_error=compile_error,
+        compile_error=partial.compile_error,
+        processes=partial.process,
         pretrain_wall_s=pretrain_s,
         pretrained_with=pretrained,
         table=table,
         runs={n: run_record(c) for n, c in runs.items()},
     )
-    out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps(result, indent=1))
     md = markdown(result)
     out.with_suffix(".md").write_text(md)
     plot(result, out.with_suffix(".png"))
+    partial.remove()
     print(md)
 
 
@@ -319,6 +397,7 @@ def run_record(c: dict) -> dict:
                 drops=drops(c["drops"]), drops_after=drops(c["drops_late"]),
                 psnr=[round(p, 3) for p in c["psnr"]],
                 wall=[round(w, 3) for w in c["wall_s"]],
+                process=c.get("process", 1),
                 **({"compile_s": c["compile_s"]} if "compile_s" in c else {}))
 
 
@@ -330,8 +409,8 @@ def markdown(r: dict) -> str:
              f"{m['load_average_start'][0]:.1f} at the start, {m['load_average_end'][0]:.1f} at "
              f"the end. MRI test slice(s) {', '.join(s['slices'])} at {s['size']}x{s['size']}; "
              f"width {s['width']}, {s['layers']} layers; Adam lr {s['lr']:g}; alpha "
-             f"{s['alpha']:g} (from tune_weight_scale.json: see its `source`); STRAINER pretraining {s['pretrain_steps']} "
-             f"steps on the 10 train slices.", "",
+             f"{s['alpha']:g} (from tune_weight_scale.json: see its `source`); STRAINER "
+             f"pretraining {s['pretrain_steps']} steps on the 10 train slices." + notes(r), "",
              "| method | value range | ms/step | " + " | ".join(
                  f"to {t}: steps / wall s / vs eager{' / vs peer' if r.get('peers') else ''}"
              for t in r["targets"])
@@ -381,6 +460,22 @@ def markdown(r: dict) -> str:
                      f"{s['amortised_over']} test slices: {sec / s['amortised_over']:.1f} s "
                      "per slice).")
     return "\n".join(lines) + "\n"
+
+
+def notes(r: dict) -> str:
+    """The header's remarks on a reduced row set (``--rows recipe``), early-stopped recipe
+    rows and a run measured in more than one process."""
+    s, text = r["settings"], ""
+    if s.get("rows") == "recipe":
+        text += (" Rows: the baseline, the fast recipe with its validated stabilisers and the "
+                 "plain-PyTorch peers only (`--rows recipe`).")
+    if s.get("recipe_early_stop"):
+        text += (f" The recipe rows and the peers stop at the highest target (at most "
+                 f"{s['recipe_steps']} steps), so their drop counts cover those steps only.")
+    if r.get("processes", 1) > 1:
+        text += (f" Measured in {r['processes']} processes (a run continued after a cut; each "
+                 "row's process is in the JSON).")
+    return text
 
 
 def plot(r: dict, path: Path) -> None:

@@ -112,12 +112,14 @@ def cpu_step(name: str) -> Callable[[], str]:
     return render
 
 
-def time_to_quality() -> str:
-    import bench_time_to_quality
+def time_to_quality(name: str) -> Callable[[], str]:
+    def render() -> str:
+        import bench_time_to_quality
 
-    path = RESULTS / "time_to_quality.json"
-    r = load(path)
-    return bench_time_to_quality.markdown(r) + "\n" + source_line(path, r["machine"])
+        path = RESULTS / name
+        r = load(path)
+        return bench_time_to_quality.markdown(r) + "\n" + source_line(path, r["machine"])
+    return render
 
 
 def tune_transfer() -> str:
@@ -326,12 +328,14 @@ def repro_summary() -> str:
             + source_line(path, load(path)["machine"]))
 
 
-FIGURES = ("time_to_quality.png", "memory.png")  # benchmarks/results/ -> docs/generated/
+# benchmarks/results/ -> docs/generated/
+FIGURES = ("time_to_quality.png", "time_to_quality_w256.png", "memory.png")
 
 TABLES: dict[str, Callable[[], str]] = {
     "cpu_step.md": cpu_step("cpu_step.json"),
     "cpu_step_avx2.md": cpu_step("cpu_step_avx2.json"),
-    "time_to_quality.md": time_to_quality,
+    "time_to_quality.md": time_to_quality("time_to_quality.json"),
+    "time_to_quality_w256.md": time_to_quality("time_to_quality_w256.json"),
     "tune_transfer.md": tune_transfer,
     "bench_occupancy.md": occupancy_bench,
     "memory.md": memory,

@@ -106,3 +106,57 @@ def test_batched_peer_is_the_same_function_and_gradients_as_the_paper_style_sire
                                        rtol=1e-4, atol=1e-5)
             torch.testing.assert_close(batched.biases[j].grad[i, 0], lin.bias.grad,
                                        rtol=1e-4, atol=1e-5)
+
+
+CUT_AFTER_TWO_ROWS = """
+import sys
+import bench_time_to_quality as b
+calls = []
+def cut(*args, **kwargs):
+    if len(calls) == 2:
+        raise KeyboardInterrupt
+    calls.append(1)
+    return fit(*args, **kwargs)
+fit, b.fit_until = b.fit_until, cut
+sys.argv = ["bench_time_to_quality.py", *sys.argv[1:]]
+b.main()
+"""
+
+
+def test_recipe_rows_only_with_early_stop_continue_after_a_cut(tmp_path):
+    """``--rows recipe --recipe-early-stop``: the baseline, the stabilised recipe rows and the
+    peers, stopped at the top target; a run cut after two rows continues from its partial
+    state (the pretrained encoder is not trained again) and says so."""
+    summary, stab, out = tmp_path / "tuned.json", tmp_path / "stab.json", tmp_path / "ttq"
+    summary.write_text(json.dumps({"chosen_alpha": 1.5,
+                                   "chosen_recipe": {"alpha": 1.5, "lr": 1e-3}}))
+    stab.write_text(json.dumps({"chosen": {"siren": "wsd", "strainer": "decay"}}))
+    args = [*TOY, "--steps", "6", "--pretrain-steps", "2", "--tuned", str(summary),
+            "--stabilizer-json", str(stab), "--recipe-steps", "40", "--rows", "recipe",
+            "--recipe-early-stop", "--no-compile", "--out", str(out)]
+    proc = subprocess.run([sys.executable, "-c", CUT_AFTER_TWO_ROWS, *args], cwd=BENCH,
+                          env=cli_env(), capture_output=True, text=True, timeout=600)
+    assert proc.returncode != 0 and "KeyboardInterrupt" in proc.stderr
+    partial = json.loads(out.with_suffix(".partial.json").read_text())
+    first = list(partial["runs"])
+    assert len(first) == 2 and "STRAINER-10" in partial["pretrain_s"]
+    log = script("bench_time_to_quality.py", *args)
+    assert "continuing from" in log and "STRAINER-10: pretraining" not in log
+    assert not out.with_suffix(".partial.json").exists()
+    result = json.loads(out.with_suffix(".json").read_text())
+    plain = "SIREN alpha=1.5 lr=0.001 (validation recipe)"
+    peers = ["eager loop SIREN alpha=1.5 lr=0.001 + wsd",
+             "eager batched SIREN alpha=1.5 lr=0.001 + wsd"]
+    assert list(result["runs"]) == ["eager SIREN (paper-style)", f"{plain} + wsd",
+                                    "STRAINER-10 lr=0.001 + decay", *peers]
+    assert result["peers"] == peers and result["processes"] == 2
+    assert [r["process"] for r in result["runs"].values()] == [1, 1, 2, 2, 2]
+    top = max(result["targets"].values())
+    for name in result["runs"]:
+        r = result["runs"][name]
+        if name != "eager SIREN (paper-style)":
+            assert r["early_stop"] and (r["steps"] == 40 or r["psnr"][-1] >= top)
+            assert r["steps"] == 40 or max(r["psnr"][:-1], default=-1) < top
+    assert result["pretrained_with"] == {"STRAINER-10 lr=0.001 + decay": "STRAINER-10"}
+    md = out.with_suffix(".md").read_text()
+    assert "`--rows recipe`" in md and "Measured in 2 processes" in md

@@ -1,4 +1,4 @@
-"""The levers of a fit, off by default (not yet validated): per-part learning rates on the
+"""The levers of a fit, off by default (no gain on validation): per-part learning rates on the
 command line, encoder freezing (``freeze``, stable rank), error-guided pixel sampling
 (``sampling="error"``) and the bf16-then-exact precision schedule."""
 

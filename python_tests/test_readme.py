@@ -74,14 +74,28 @@ def test_readme_headline_numbers_come_from_the_committed_results():
     strainer = rows["STRAINER-10"][target]
     assert (f"{recipe['wall_s']:.1f} s vs {eager['wall_s']:.1f} s "
             f"({recipe['speedup_vs_eager']:.1f}x)") in table
-    peer = rows[ttq["strongest_peer"][target]][target]
+    peer_name = ttq["strongest_peer"][target]
+    peer = rows[peer_name][target]
+    compiled = rows[next(n for n in ttq["peers"] if n.startswith("torch.compile"))][target]
+    assert peer_name.startswith("eager loop")
     assert (f"**{recipe['speedup_vs_peer']:.1f}x** faster than the strongest plain-PyTorch peer "
-            f"at the same recipe (torch.compile, {peer['wall_s']:.1f} s)") in table
-    assert ttq["strongest_peer"][target].startswith("torch.compile")
+            f"at the same recipe (eager loop, {peer['wall_s']:.1f} s; "
+            f"torch.compile {compiled['wall_s']:.1f} s)") in table
     fast40 = {n: rows[n]["40 dB"]["wall_s"] for n in (f"{plain} + wsd", "STRAINER-10 lr=0.001 + decay")}
     assert (f"does **not** beat the fast SIREN ({fast40['STRAINER-10 lr=0.001 + decay']:.1f} s vs "
             f"{fast40[plain + ' + wsd']:.1f} s to 40 dB)") in table
     assert fast40["STRAINER-10 lr=0.001 + decay"] > fast40[plain + " + wsd"]
+    wide = json.loads((root / "benchmarks/results/time_to_quality_w256.json").read_text())
+    wide_target = next(k for k in wide["targets"] if k.startswith("SIREN@"))
+    w_eager = wide["table"]["eager SIREN (paper-style)"][wide_target]
+    w_fast = wide["table"][f"{plain} + wsd"][wide_target]
+    w_peer = wide["table"][wide["strongest_peer"][wide_target]][wide_target]
+    assert wide["settings"]["width"] == 256 and len(wide["settings"]["slices"]) == 2
+    assert wide["strongest_peer"][wide_target].startswith("torch.compile")
+    assert (f"Width 256, 2 slices (target {wide['targets'][wide_target]:.2f} dB): fast SIREN "
+            f"**{w_fast['wall_s']:.1f} s vs {w_eager['wall_s']:.1f} s "
+            f"({w_fast['speedup_vs_eager']:.1f}x)**, **{w_fast['speedup_vs_peer']:.1f}x** vs the "
+            f"strongest peer (torch.compile, {w_peer['wall_s']:.1f} s)") in table
     assert ttq["runs"]["eager SIREN (paper-style)"]["value_range"] == "unit" and (
         f"({ttq['targets'][target]:.2f} dB; eager, Adam 1e-4, [0, 1] targets") in table
     drops = {n: ttq["runs"][n]["drops_after"]["count"] for n in (plain, f"{plain} + wsd")}

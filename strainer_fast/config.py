@@ -197,13 +197,13 @@ class FitJob:
     strainer_lr: tuple[float, float] = _strainer_lr((1.0, 1.0))
     freeze: int | str = opt(0, "for --init strainer: keep the first N pretrained encoder "
                             "layers fixed, or auto: up to the layer of highest weight stable "
-                            "rank (not yet validated)", type=parse_freeze, metavar="N|auto")
+                            "rank (validation: no gain)", type=parse_freeze, metavar="N|auto")
     sampling: str = opt("uniform", "with --points: uniform, or error: draw pixels in "
-                        "proportion to their current squared error (not yet validated)",
+                        "proportion to their current squared error (validation: no gain)",
                         choices=SAMPLING)
     precision_schedule: str | None = opt(None, "bf16-then-exact: bf16 until the training "
                                          "PSNR stalls, then exact (needs --precision exact; "
-                                         "not yet validated)", choices=PRECISION_SCHEDULES)
+                                         "validation: no gain)", choices=PRECISION_SCHEDULES)
     checkpoint_every: int = opt(0, "save the training state every K steps to "
                                 "OUT/train_state/ (0: never)", min=0, metavar="K")
     resume: bool = opt(False, "continue from the newest training state in OUT/train_state/")

@@ -22,10 +22,12 @@ points on the full grid with point batches. ``keep="last"``: the last iterate.
 ``Encoder`` pretrained under another range is refused, unset (None) takes the encoder's.
 PSNR is on [0, 1] pixels either way.
 
-Levers, off by default and not yet validated: ``transfer_lr`` (per-part learning rates of a
-STRAINER init), ``freeze`` (fixed leading encoder layers, ``levers``), ``sampling="error"``
-(error-guided point batches, ``train.objectives.image_error_points``) and
-``precision_schedule`` (bf16, then exact: ``train.PrecisionSchedule``).
+Levers, off by default (``benchmarks/tune_transfer.py`` tried each on the validation split
+on top of the STRAINER fast recipe; none gained enough to enter it): ``transfer_lr``
+(per-part learning rates of a STRAINER init), ``freeze`` (fixed leading encoder layers,
+``levers``), ``sampling="error"`` (error-guided point batches,
+``train.objectives.image_error_points``) and ``precision_schedule`` (bf16, then exact:
+``train.PrecisionSchedule``).
 """
 
 from __future__ import annotations
@@ -318,7 +320,8 @@ def fit_many(
     ``fit_many(images, "siren", recipe="fast", steps=300)``. A schedule it picks spans
     ``steps``.
 
-    Levers (off by default, not yet validated): ``freeze``: for a STRAINER init, the number
+    Levers (off by default; none passed the validation grid of
+    ``benchmarks/tune_transfer.py``): ``freeze``: for a STRAINER init, the number
     of leading pretrained encoder layers kept fixed (``requires_grad`` False, left out of
     Adam; the fused kernels still compute their weight gradients, the reference backend
     does not), or "auto": up to and including the encoder layer of highest weight stable

@@ -1,6 +1,6 @@
 """Encoder freezing for fits from a transferred (STRAINER) init: how many pretrained layers
-stay fixed (``fit_many(freeze=...)``, ``strainer-fast fit --freeze``). Off by default and not
-yet validated.
+stay fixed (``fit_many(freeze=...)``, ``strainer-fast fit --freeze``). Off by default: on the
+validation split (``benchmarks/tune_transfer.py``) no depth beat training every layer.
 
 ``freeze=N``: the first N encoder layers keep their pretrained weights (their parameters get
 ``requires_grad`` False and are left out of Adam). ``freeze="auto"``: N = 1 + the index of the

@@ -341,8 +341,9 @@ class KeepBest(Callback):
 
 
 class PrecisionSchedule(Callback):
-    """``"bf16-then-exact"`` (``fit_many(precision_schedule=...)``; not yet validated): the
-    model runs its fused ops in bf16 until its training PSNR stalls, then exact to the end.
+    """``"bf16-then-exact"`` (``fit_many(precision_schedule=...)``; off by default, no gain
+    on validation): the model runs its fused ops in bf16 until its training PSNR stalls,
+    then exact to the end.
 
     Switch rule: every ``every`` steps the mean over signals of the step's training PSNR
     (dB, a device scalar) is recorded; when it rose by less than ``min_gain_db`` per step over
