@@ -54,9 +54,8 @@ stops those rows at the highest target too.
         --recipe-early-stop --out benchmarks/results/time_to_quality_w256
 
 Writes ``<out>.{json,md,png}`` (default benchmarks/results/time_to_quality). Resumable: every
-finished row (and the STRAINER pretraining, encoder included) goes to
-``<out>.partial.json`` / ``.partial.pt`` at once; a run with the same settings continues from
-them (``--fresh``: start over), and the JSON records per row the process that measured it.
+finished row goes to ``<out>.partial.json`` at once, each STRAINER pretraining to a library
+checkpoint ``<out>.partial.<name>.pt``; a run with the same settings continues from them (``--fresh``: start over), and the JSON records per row the process that measured it.
 Run it alone, at normal priority, with no other jobs on the cores (its results are wall-time
 ratios).
 """
@@ -67,18 +66,19 @@ import argparse
 import json
 import os
 import platform
+import re
 import time
 from pathlib import Path
-from typing import Any
-
 import torch
 
 import strainer_fast
 from machine import cpu_name, cpu_simd
 from paper_style import BatchedSiren, EagerStrainer
 from strainer_fast import ops
+from strainer_fast.checkpoint import load_encoder, save_checkpoint
 from strainer_fast.data import default_split, load_images
 from strainer_fast.fit import initial_model
+from strainer_fast.models import Encoder
 from strainer_fast.pretrain import pretrain
 from strainer_fast.stability import STABILIZE
 from strainer_fast.value_range import DEFAULT_VALUE_RANGE, VALUE_RANGES, resolve
@@ -121,12 +121,14 @@ def tuned(path: Path, wait_s: float) -> dict:
 
 
 class Partial:
-    """The rows finished so far (``<out>.partial.json``) and the pretrained encoders
-    (``<out>.partial.pt``), kept while the benchmark runs so that a run cut short continues:
-    ``settings`` must equal the stored ones, else (or with ``fresh``) it starts over."""
+    """The rows finished so far (``<out>.partial.json``) and the pretrained encoders (one
+    library checkpoint per pretraining, ``<out>.partial.<name>.pt``), kept while the benchmark
+    runs so that a run cut short continues: ``settings`` must equal the stored ones, else (or
+    with ``fresh``) it starts over. An encoder is reused only if its pretraining time is in
+    the JSON, which is written after its checkpoint."""
 
     def __init__(self, out: Path, settings: dict, fresh: bool) -> None:
-        self.json, self.pt = out.with_suffix(".partial.json"), out.with_suffix(".partial.pt")
+        self.json = out.with_suffix(".partial.json")
         self.settings = settings
         state = json.loads(self.json.read_text()) if self.json.is_file() and not fresh else {}
         if state.get("settings") != settings:
@@ -135,15 +137,16 @@ class Partial:
         self.pretrain_s: dict[str, float] = state.get("pretrain_s", {})
         self.compile_error: str | None = state.get("compile_error")
         self.process = state.get("processes", 0) + 1
-        self.encoders: dict[str, Any] = (torch.load(self.pt, weights_only=False)
-                                         if state and self.pt.is_file() else {})
         if self.runs or self.pretrain_s:
             print(f"continuing from {self.json}: {len(self.runs)} row(s) done "
                   f"({', '.join(self.runs)}); process {self.process}", flush=True)
 
+    def encoder_file(self, name: str) -> Path:
+        """Where the encoder of pretraining ``name`` (a ``pretrain_s`` key) is kept."""
+        return self.json.with_name(f"{self.json.stem}.{re.sub(r'[^A-Za-z0-9]+', '_', name)}.pt")
+
     def save(self) -> None:
         self.json.parent.mkdir(parents=True, exist_ok=True)
-        torch.save(self.encoders, self.pt)
         state = dict(settings=self.settings, processes=self.process, runs=self.runs,
                      pretrain_s=self.pretrain_s, compile_error=self.compile_error)
         tmp = self.json.with_suffix(".tmp")
@@ -152,7 +155,8 @@ class Partial:
 
     def remove(self) -> None:
         self.json.unlink(missing_ok=True)
-        self.pt.unlink(missing_ok=True)
+        for name in self.pretrain_s:
+            self.encoder_file(name).unlink(missing_ok=True)
 
 
 def main() -> None:
@@ -246,16 +250,19 @@ def main() -> None:
     train, _ = load_images(train_paths, args.size)
     arch = dict(net, shared=args.shared)
 
-    def strainer(name: str, a: float, row: bool = True):
-        if name not in partial.encoders:
+    def strainer(name: str, a: float, row: bool = True) -> Encoder:
+        if name in pretrain_s:
+            enc = load_encoder(partial.encoder_file(name))
+        else:
             t0 = time.perf_counter()
-            partial.encoders[name] = pretrain(
-                train, steps=args.pretrain_steps, lr=args.lr, weight_scale=a, progress=False,
-                value_range=args.value_range, **arch).encoder()
-            pretrain_s[name] = time.perf_counter() - t0
+            model = pretrain(train, steps=args.pretrain_steps, lr=args.lr, weight_scale=a,
+                             progress=False, value_range=args.value_range, **arch)
+            seconds = time.perf_counter() - t0
+            save_checkpoint(model, partial.encoder_file(name), value_range=model.value_range)
+            pretrain_s[name] = seconds
             partial.save()
-            print(f"{name}: pretraining {pretrain_s[name]:.1f} s", flush=True)
-        enc = partial.encoders[name]
+            print(f"{name}: pretraining {seconds:.1f} s", flush=True)
+            enc = model.encoder()
         if row:
             pretrained[name] = name
             run(name, initial_model(enc, k, channels), stop)

@@ -143,6 +143,7 @@ def test_recipe_rows_only_with_early_stop_continue_after_a_cut(tmp_path):
     log = script("bench_time_to_quality.py", *args)
     assert "continuing from" in log and "STRAINER-10: pretraining" not in log
     assert not out.with_suffix(".partial.json").exists()
+    assert not list(tmp_path.glob("ttq.partial.*.pt"))
     result = json.loads(out.with_suffix(".json").read_text())
     plain = "SIREN alpha=1.5 lr=0.001 (validation recipe)"
     peers = ["eager loop SIREN alpha=1.5 lr=0.001 + wsd",
